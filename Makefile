@@ -1,0 +1,87 @@
+# handbuilt.containers -- `make demo` and `make test` work on a fresh Debian 12 host as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The newest Python that ansible-core supports on the controller (3.13 > 3.12 > system).
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3 \
+	$(HOME)/.pyenv/versions/3.12*/bin/python3 /usr/bin/python3.13 /usr/bin/python3.12) /usr/bin/python3)
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTION_LINK := .collections/ansible_collections/handbuilt/containers
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# Debian packages the collection's roles and tests use on this host.
+APT_PACKAGES := iproute2 python3 python3-venv python3-pyroute2 busybox-static nftables iptables \
+	util-linux procps psmisc iputils-ping kmod tini curl
+APT_PACKAGES_VM := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client
+
+MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
+
+.PHONY: help setup demo demo-clean test lint doc-check unit integration vm-test docs bench clean
+
+help:
+	@echo "make demo        build the demo containers on this host (then: make demo-clean)"
+	@echo "make test        every test: lint, ansible-doc, unit, sandboxed integration, VMs"
+	@echo "make unit | integration | lint | vm-test | bench | docs"
+
+.stamp-apt: Makefile
+	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+	@touch $@
+
+$(BIN)/.stamp: requirements.txt requirements-test.txt | .stamp-apt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-test.txt
+	@touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+setup: .stamp-apt $(BIN)/.stamp $(COLLECTION_LINK)
+
+demo: setup
+	$(BIN)/ansible-playbook playbooks/build_container.yml
+	@$(BIN)/ansible-playbook playbooks/demo_show.yml
+
+demo-clean: setup
+	$(BIN)/ansible-playbook playbooks/teardown.yml
+
+lint: setup
+	$(BIN)/ansible-lint --profile production --offline
+	$(BIN)/python -m compileall -q plugins tests
+
+doc-check: setup
+	@for m in $(MODULES); do \
+	  $(BIN)/ansible-doc handbuilt.containers.$$m >/dev/null || { echo "ansible-doc failed: $$m"; exit 1; }; \
+	done; echo "ansible-doc: $(words $(MODULES)) modules OK"
+
+docs: setup
+	$(BIN)/python tests/tools/gen_module_docs.py > docs/modules.md
+
+unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+# The integration tests re-run themselves in a private network+mount namespace
+# (tests/sandbox.sh): this host's own network is never touched.
+integration: setup
+	tests/sandbox.sh $(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
+
+vm-test: setup
+	@if [ -x tests/vm/run-molecule.sh ]; then tests/vm/run-molecule.sh default fleet; \
+	else echo "vm-test: tests/vm/run-molecule.sh not present"; fi
+
+test: setup lint doc-check unit integration vm-test
+	@echo "make test: all passed"
+
+bench: setup
+	tests/sandbox.sh $(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .collections .stamp-apt

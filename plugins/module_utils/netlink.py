@@ -1,0 +1,263 @@
+# -*- coding: utf-8 -*-
+# Copyright: handbuilt.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one place that talks netlink and enters network namespaces.
+
+Works with pyroute2 0.7.x (Debian 12's python3-pyroute2) and 0.9.x (PyPI):
+only the plain ``IPRoute`` API both share is used. A socket for another
+namespace is opened by entering it with setns(2) in this thread, creating the
+socket (it stays bound to that namespace) and returning at once: no forked
+helper per namespace (pyroute2's ``netns=`` forks, and 0.9 would even create a
+missing namespace).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+try:
+    from pyroute2 import IPRoute, NetlinkError
+    HAS_PYROUTE2 = True
+    PYROUTE2_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module with missing_required_lib
+    HAS_PYROUTE2 = False
+    PYROUTE2_IMPORT_ERROR = exc
+    IPRoute = None
+
+    class NetlinkError(Exception):
+        code = 0
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+OWNER_MARK = "handbuilt.containers"  # the ifalias on every link the collection owns
+
+_libc = None
+
+
+def libc():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _check(ret, what):
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+
+
+def setns(fd, nstype=CLONE_NEWNET):
+    _check(libc().setns(fd, nstype), "setns")
+
+
+def mount(source, target, fstype, flags, data=None):
+    _check(libc().mount(
+        source.encode() if source else None, target.encode(),
+        fstype.encode() if fstype else None, flags,
+        data.encode() if data else None), "mount %s" % target)
+
+
+def umount(target, flags=0):
+    _check(libc().umount2(target.encode(), flags), "umount %s" % target)
+
+
+def describe_error(exc):
+    """One readable line for a kernel error, whichever library raised it."""
+    if isinstance(exc, NetlinkError):
+        code = getattr(exc, "code", 0) or 0
+        name = errno.errorcode.get(code, str(code))
+        return "RTNETLINK answers: %s (%s)" % (os.strerror(code), name)
+    if isinstance(exc, OSError) and exc.errno:
+        return "%s (%s)" % (exc.strerror or exc, errno.errorcode.get(exc.errno, exc.errno))
+    return str(exc) or type(exc).__name__
+
+
+def is_mountpoint(path):
+    try:
+        with open("/proc/self/mountinfo") as mi:
+            return any(line.split()[4] == path for line in mi)
+    except OSError:
+        return False
+
+
+class Netlink:
+    """Netlink sockets for the host and for named namespaces, opened lazily.
+
+    One instance per module run; every socket is closed by ``close()``.
+    """
+
+    def __init__(self, netns_dir="/run/netns"):
+        self.netns_dir = netns_dir
+        self._sockets = {}
+
+    # --- namespaces -------------------------------------------------------
+    def ns_path(self, name):
+        return os.path.join(self.netns_dir, name)
+
+    def ns_exists(self, name):
+        path = self.ns_path(name)
+        return os.path.exists(path) and is_mountpoint(path)
+
+    def ns_inode(self, name):
+        try:
+            return os.stat(self.ns_path(name)).st_ino
+        except OSError:
+            return None
+
+    def create_ns(self, name):
+        """What `ip netns add NAME` does: a new namespace bind-mounted on a file."""
+        path = self.ns_path(name)
+        if not os.path.isdir(self.netns_dir):
+            os.makedirs(self.netns_dir, 0o755)
+        # Like iproute2: make the directory a shared mount point, so the
+        # namespace mounts propagate to every mount namespace on the host.
+        if not is_mountpoint(self.netns_dir):
+            mount(self.netns_dir, self.netns_dir, None, MS_BIND | MS_REC)
+        try:
+            mount("", self.netns_dir, None, MS_SHARED | MS_REC)
+        except OSError:
+            pass  # a private parent mount: the namespace still works here
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        os.close(fd)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            _check(libc().unshare(CLONE_NEWNET), "unshare")
+            try:
+                mount("/proc/thread-self/ns/net", path, None, MS_BIND)
+            finally:
+                setns(home)
+        except Exception:
+            os.unlink(path)
+            raise
+        finally:
+            os.close(home)
+
+    def delete_ns(self, name):
+        """What `ip netns del NAME` does, after removing its links first.
+
+        Deleting the links synchronously makes the host ends of veth pairs
+        vanish now, not whenever the kernel's cleanup worker gets to it, so
+        the same names can be created again straight away.
+        """
+        path = self.ns_path(name)
+        if name in self._sockets:
+            ipr = self._sockets.pop(name)
+            for link in ipr.get_links():
+                if get_kind(link) and link["index"] != 1:
+                    try:
+                        ipr.link("del", index=link["index"])
+                    except NetlinkError:
+                        pass  # already gone with its peer
+            ipr.close()
+        umount(path, MNT_DETACH)
+        os.unlink(path)
+
+    # --- sockets ----------------------------------------------------------
+    def ipr(self, netns=None):
+        """An IPRoute socket in ``netns`` (None: the namespace we run in)."""
+        key = netns or ""
+        if key not in self._sockets:
+            if not netns:
+                self._sockets[key] = IPRoute()
+            else:
+                self._sockets[key] = self._open_in(netns)
+        return self._sockets[key]
+
+    def _open_in(self, netns):
+        target = os.open(self.ns_path(netns), os.O_RDONLY)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            setns(target)
+            try:
+                return IPRoute()
+            finally:
+                setns(home)
+        finally:
+            os.close(target)
+            os.close(home)
+
+    def ns_fd(self, netns):
+        """An fd of a namespace, for IFLA_NET_NS_FD; the caller closes it."""
+        return os.open(self.ns_path(netns), os.O_RDONLY)
+
+    def forget(self, netns):
+        ipr = self._sockets.pop(netns or "", None)
+        if ipr is not None:
+            ipr.close()
+
+    def close(self):
+        for ipr in self._sockets.values():
+            try:
+                ipr.close()
+            except Exception:
+                pass
+        self._sockets = {}
+
+
+# --- reading links ----------------------------------------------------------
+def get_kind(link):
+    info = link.get_attr("IFLA_LINKINFO")
+    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
+
+
+def find_link(ipr, ifname):
+    """The link message named ``ifname``, or None."""
+    try:
+        found = ipr.link("get", ifname=ifname)
+    except NetlinkError as exc:
+        if exc.code in (errno.ENODEV, errno.ENOENT):
+            return None
+        raise
+    return found[0] if found else None
+
+
+def link_name(ipr, index):
+    if not index:
+        return None
+    try:
+        found = ipr.link("get", index=index)
+    except NetlinkError:
+        return None
+    return found[0].get_attr("IFLA_IFNAME") if found else None
+
+
+def link_addresses(ipr, index):
+    """The interface's IPv4/IPv6 addresses as CIDR strings (link-local v6 left out)."""
+    result = []
+    for msg in ipr.get_addr(index=index):
+        addr = msg.get_attr("IFA_ADDRESS")
+        if msg["family"] == 10 and addr.lower().startswith("fe80:"):
+            continue
+        result.append("%s/%d" % (addr, msg["prefixlen"]))
+    return result
+
+
+def describe_link(ipr, link):
+    """A plain dict of what the collection manages on a link."""
+    return {
+        "name": link.get_attr("IFLA_IFNAME"),
+        "index": link["index"],
+        "kind": get_kind(link),
+        "alias": link.get_attr("IFLA_IFALIAS"),
+        "mtu": link.get_attr("IFLA_MTU"),
+        "up": bool(link["flags"] & 1),
+        "operstate": link.get_attr("IFLA_OPERSTATE"),
+        "master_index": link.get_attr("IFLA_MASTER"),
+        "peer_index": link.get_attr("IFLA_LINK"),
+        "addresses": link_addresses(ipr, link["index"]),
+    }
+
+
+def default_routes(ipr, family=2):
+    """Gateways of the main table's default routes (dst length 0)."""
+    gateways = []
+    for route in ipr.get_routes(family=family, table=254):
+        if route["dst_len"] == 0 and route.get_attr("RTA_GATEWAY"):
+            gateways.append(route.get_attr("RTA_GATEWAY"))
+    return gateways

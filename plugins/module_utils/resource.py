@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright: handbuilt.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The read -> plan -> apply cycle every primitive follows, and module glue.
+
+A Resource reads the kernel (``read``), compares it with the declaration and
+returns a list of Ops (``plan``), and describes itself for ``--diff``
+(``view``). ``converge`` ties that together with check mode, so a module file
+is only its argument spec, its documentation and a call to ``run_module``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import traceback
+
+from ansible_collections.handbuilt.containers.plugins.module_utils.plan import (
+    PlanError,
+    apply_plan,
+)
+from ansible_collections.handbuilt.containers.plugins.module_utils.validate import (
+    InvalidInput,
+)
+
+DEFAULT_STATE_DIR = "/run/handbuilt"
+
+# Options every module shares (documented in the doc fragment ``common``).
+COMMON_ARGS = dict(
+    state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+)
+
+
+class Resource:
+    """Base of every model: subclasses fill ``read``, ``plan`` and ``view``."""
+
+    def __init__(self):
+        self.warnings = []
+        self.adopted = False
+
+    def read(self):
+        raise NotImplementedError
+
+    def plan(self, current):
+        """Return the list of Ops that takes ``current`` to the declaration."""
+        raise NotImplementedError
+
+    def view(self, current):
+        """What --diff shows of a state (a small dict, or {'state': 'absent'})."""
+        raise NotImplementedError
+
+    def predict(self, before_view):
+        """The view after a successful run, for check mode."""
+        raise NotImplementedError
+
+    def facts(self, current):
+        """Extra return values describing the resulting resource."""
+        return {}
+
+    def describe_error(self, exc):
+        return str(exc)
+
+    def converge(self, check_mode):
+        current = self.read()
+        ops = self.plan(current)
+        before = self.view(current)
+        commands = apply_plan(ops, check_mode, self.describe_error)
+        if ops and not check_mode:
+            current = self.read()
+            after = self.view(current)
+        else:
+            after = self.predict(before) if ops else before
+        result = dict(changed=bool(ops), commands=commands,
+                      diff=dict(before=before, after=after))
+        if self.adopted:
+            result["adopted"] = True
+        result.update(self.facts(current))
+        return result
+
+
+@contextlib.contextmanager
+def host_lock(state_dir):
+    """One lock per host, so two plays never converge the same objects at once."""
+    os.makedirs(state_dir, 0o755, exist_ok=True)
+    # flock on the directory itself: no lock file is left behind after teardown.
+    fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_file(path):
+    """Remove a state file, and its directory once that is empty."""
+    os.unlink(path)
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass  # not empty: other objects' state lives there
+
+
+def run_module(module, build, cleanup=None, lock=True):
+    """Build the resource from the params, converge it and exit the module.
+
+    ``build(params)`` returns a Resource (or raises InvalidInput); bad input
+    fails before anything on the host is read or written.
+    """
+    resource = None
+    try:
+        resource = build(module.params)
+        if lock and not module.check_mode:
+            with host_lock(module.params["state_dir"]):
+                result = resource.converge(module.check_mode)
+        else:
+            result = resource.converge(module.check_mode)
+    except InvalidInput as exc:
+        module.fail_json(msg=str(exc), param=exc.param)
+    except PlanError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # a kernel error while reading: say it plainly
+        describe = resource.describe_error if resource is not None else str
+        module.fail_json(msg=describe(exc), exception=traceback.format_exc())
+    finally:
+        if cleanup is not None:
+            cleanup()
+    for warning in resource.warnings:
+        module.warn(warning)
+    module.exit_json(**result)
