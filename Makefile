@@ -10,7 +10,6 @@ BIN := $(VENV)/bin
 COLLECTION_LINK := .collections/ansible_collections/handbuilt/containers
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # Debian packages the collection's roles and tests use on this host.
 APT_PACKAGES := iproute2 python3 python3-venv python3-pyroute2 busybox-static nftables iptables \

@@ -28,7 +28,7 @@ options:
     description:
       - Addresses of the bridge in CIDR notation, for example C(10.10.0.1/24) (the containers'
         gateway).
-      - The list is exact: other addresses on the bridge are removed. Omit it to leave addresses
+      - The list is exact, other addresses on the bridge are removed. Omit it to leave addresses
         alone.
     type: list
     elements: str
