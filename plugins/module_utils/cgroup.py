@@ -977,14 +977,20 @@ class Cgroup(Resource):
                 have = set() if new else set(
                     (fs.read_or_none(os.path.join(path, "cgroup.subtree_control")) or "").split())
                 missing = [c for c in m.controllers if c not in have]
-                if missing:
-                    if not new and path != m.h.mount and self.procs(path):
+                if missing and not new and path != m.h.mount and self.procs(path):
+                    needed = [c for c in missing if c in self.required]
+                    if not needed:   # only default controllers: the cgroup does without them
+                        m.controllers = tuple(c for c in m.controllers if c not in missing)
+                        missing = []
+                    else:
                         raise PlanError(
-                            "parent: cgroup %s holds processes, so cgroup v2 cannot enable %s for "
+                            "%s: cgroup %s holds processes, so cgroup v2 cannot enable %s for "
                             "its children (the 'no internal processes' rule); choose a parent "
                             "cgroup without processes (for example the default parent at the "
                             "hierarchy root, or a delegated systemd unit's subtree)"
-                            % (path, ", ".join(missing)))
+                            % ("relative_to_pid" if i == 0 and self.relative_to_pid else "parent",
+                               path, ", ".join(needed)))
+                if missing:
                     fname = os.path.join(path, "cgroup.subtree_control")
                     text = " ".join("+" + c for c in missing)
                     ops.append(Op(echo_cmd(fname, text), self._write, fname, text))
@@ -1266,7 +1272,7 @@ class Cgroup(Resource):
         out = {"name": self.name, "parent": self.parent, "version": members[0].version,
                "path": v2[0].dir if v2 else paths.get("memory", members[0].dir), "paths": paths,
                "owned": view["owned"], "controllers": sorted(set(
-                   c for m in members for c in m.controllers)),
+                   c for m in members for c in m.enabled)),
                "limits": view["limits"], "pids": view["pids"]}
         if stats:
             out["stats"] = self.stats(members)
