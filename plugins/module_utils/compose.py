@@ -63,6 +63,7 @@ class Ipam:
     """
 
     def __init__(self, state_dir, bridge, subnet, gateway):
+        self.state_dir = state_dir
         self.dir = os.path.join(state_dir, "ipam", bridge)
         self.subnet, self.gateway = subnet, gateway
         self.records = {}
@@ -115,7 +116,7 @@ class Ipam:
     def release_op(self, name):
         if name not in self.records:
             return None
-        return Op("rm -f %s" % self.path(name), remove_file, self.path(name))
+        return Op("rm -f %s" % self.path(name), remove_file, self.path(name), self.state_dir)
 
 
 class Stack:

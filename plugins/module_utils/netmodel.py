@@ -176,6 +176,7 @@ class Netns(NetResource):
         super().__init__(netlink, state, force)
         self.name = validate.nsname("name", name)
         self.loopback = loopback
+        self.state_dir = state_dir
         self.marker = os.path.join(state_dir, "netns", name)
 
     def owned(self):
@@ -202,7 +203,7 @@ class Netns(NetResource):
                     raise not_ours("network namespace", name)
                 ops.append(Op(render(["ip", "netns", "del", name]), self.nl.delete_ns, name))
             if os.path.exists(self.marker):
-                ops.append(Op(render(["rm", "-f", self.marker]), remove_file, self.marker))
+                ops.append(Op(render(["rm", "-f", self.marker]), remove_file, self.marker, self.state_dir))
             return ops
         ops = []
         if current is None:

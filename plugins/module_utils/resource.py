@@ -92,13 +92,16 @@ def host_lock(state_dir):
         os.close(fd)
 
 
-def remove_file(path):
-    """Remove a state file, and its directory once that is empty."""
+def remove_file(path, top):
+    """Remove a state file, then its directories up to ``top`` once they are empty."""
     os.unlink(path)
-    try:
-        os.rmdir(os.path.dirname(path))
-    except OSError:
-        pass  # not empty: other objects' state lives there
+    parent = os.path.dirname(path)
+    while parent.startswith(top.rstrip("/") + "/"):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            return  # not empty: other objects' state lives there
+        parent = os.path.dirname(parent)
 
 
 def run_module(module, build, cleanup=None, lock=True):

@@ -122,8 +122,9 @@ class PlayResult:
         return self.stats.get("failures", 0) + self.stats.get("unreachable", 0)
 
     def result(self, name):
-        """The result of the (last) task called ``name``."""
-        found = [t["result"] for t in self.tasks if t["task"] == name]
+        """The result of the (last) task called ``name`` (in a role: "role : name")."""
+        found = [t["result"] for t in self.tasks
+                 if t["task"] == name or t["task"].endswith(" : " + name)]
         assert found, "no task named %r in %s" % (name, [t["task"] for t in self.tasks])
         return found[-1]
 
