@@ -461,7 +461,9 @@ class OverlayMount(Resource):
             for role, d in (("upper", self.upper), ("work", self.work), ("path", self.path)):
                 if not os.path.isdir(d):
                     ops.append(Op(render(["mkdir", "-p", d]), makedirs_recorded, self.record, role, d))
-                    created.append(d)
+                    while not os.path.lexists(d):  # mkdir -p also creates missing parents
+                        created.append(d)
+                        d = os.path.dirname(d)
             ops.append(Op(self.mount_command(), self._mount))
         elif not current["recorded"]:
             self.adopt()
