@@ -1311,7 +1311,9 @@ class Cgroup(Resource):
                     "current": _int_or_none(r(os.path.join(d, "memory.usage_in_bytes"))),
                     "peak": _int_or_none(r(os.path.join(d, "memory.max_usage_in_bytes"))),
                     "oom": None, "oom_kill": oom.get("oom_kill", 0),
-                    "max_events": _int_or_none(r(os.path.join(d, "memory.failcnt"))),
+                    # the limit hit first counts: memory+swap when it equals memory's
+                    "max_events": max(_int_or_none(r(os.path.join(d, "memory.failcnt"))) or 0,
+                                      _int_or_none(r(os.path.join(d, "memory.memsw.failcnt"))) or 0),
                     "high_events": None, "under_oom": bool(oom.get("under_oom", 0))}
             if "pids" in names:
                 out["pids"] = {"current": _int_or_none(r(os.path.join(d, "pids.current"))),

@@ -238,7 +238,8 @@ cgroup:
     stats:
       description:
         - C(memory) - C(current), C(peak), C(oom) (v2 only), C(oom_kill) (v2 C(memory.events),
-          v1 C(memory.oom_control)), C(max_events) (v2 C(max) events, v1 C(memory.failcnt)).
+          v1 C(memory.oom_control)), C(max_events) (v2 C(max) events; v1 the larger of C(memory.failcnt)
+          and C(memory.memsw.failcnt)).
         - C(pids) - C(current), C(peak), C(max_events) (forks refused by pids.max).
         - C(cpu) - C(usage_usec), C(user_usec), C(system_usec), C(nr_periods), C(nr_throttled),
           C(throttled_usec).
