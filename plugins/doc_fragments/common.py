@@ -22,12 +22,18 @@ attributes:
   diff_mode:
     support: full
     description: Shows the resource before and after.
+notes:
+  - Every module returns C(commands), the hand commands its plan stands for, in check mode too.
+  - Runs as root.
+"""
+
+    NETLINK = r"""
+options: {}
 requirements:
   - pyroute2 0.7 or later (Debian 12 C(python3-pyroute2) or PyPI)
 notes:
-  - Every module returns C(commands), the hand commands (C(ip ...)) its plan stands for, in check
-    mode too.
-  - Runs as root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
+  - Talks netlink in-process through pyroute2; no C(ip) subprocess is started. C(commands) shows the
+    equivalent C(ip) commands.
 """
 
     FORCE = r"""

@@ -37,6 +37,7 @@ options:
     type: int
 extends_documentation_fragment:
   - handbuilt.containers.common
+  - handbuilt.containers.common.NETLINK
   - handbuilt.containers.common.FORCE
 author:
   - handbuilt.containers developers

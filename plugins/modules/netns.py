@@ -35,6 +35,7 @@ options:
     default: true
 extends_documentation_fragment:
   - handbuilt.containers.common
+  - handbuilt.containers.common.NETLINK
   - handbuilt.containers.common.FORCE
 author:
   - handbuilt.containers developers

@@ -57,6 +57,7 @@ options:
     default: present
 extends_documentation_fragment:
   - handbuilt.containers.common
+  - handbuilt.containers.common.NETLINK
   - handbuilt.containers.common.FORCE
 author:
   - handbuilt.containers developers
