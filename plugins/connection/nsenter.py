@@ -44,8 +44,8 @@ options:
     env:
       - name: HANDBUILT_STATE_DIR
   nsenter_path:
-    description: The util-linux C(nsenter) binary on the controller.
-    type: path
+    description: The util-linux C(nsenter) binary on the controller (a name is looked up in C(PATH)).
+    type: str
     default: nsenter
     vars:
       - name: ansible_nsenter_path
@@ -177,10 +177,18 @@ class Connection(ConnectionBase):
         return self
 
     # --- commands --------------------------------------------------------------
+    def _nsenter(self):
+        path = self.get_option("nsenter_path")
+        if "/" not in path:
+            path = shutil.which(path) or shutil.which(path, path="/usr/bin:/bin:/usr/sbin:/sbin")
+            if not path:
+                raise AnsibleConnectionFailure("nsenter (util-linux) not found on the controller")
+        return path
+
     def exec_command(self, cmd, in_data=None, sudoable=False):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         pid, config = self._container()
-        argv = [self.get_option("nsenter_path"), "--target", str(pid), "--all", "-r", "-w", "--",
+        argv = [self._nsenter(), "--target", str(pid), "--all", "-r", "-w", "--",
                 self.get_option("executable"), "-c", to_text(cmd)]
         display.vvv("EXEC %s" % argv, host=self._name)
         cgroup_fds = []

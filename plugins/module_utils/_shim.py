@@ -288,6 +288,19 @@ def setup_container(cfg):
     # Nothing this namespace mounts may propagate back to the host.
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount(rootfs, rootfs, None, MS_BIND | MS_REC)  # pivot_root needs a mount point
+    # From here on every path is relative to the rootfs bind (our cwd): in a user
+    # namespace the mapped root may not traverse the host directories above it.
+    os.chdir(rootfs)
+    rootfs = "."
+    if "user" in namespaces:
+        # Become the namespace's root (host uid of uid_map) before creating files on
+        # the mounts this namespace owns (unmapped host root would get EOVERFLOW).
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        try:
+            os.setgroups([])
+        except OSError:
+            pass
 
     proc = _inside(rootfs, "/proc")
     _touch(proc, True)
@@ -332,7 +345,6 @@ def setup_container(cfg):
             mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _mount_flags(target))
 
     # Enter the rootfs the way runc does: no old-root directory needed.
-    os.chdir(rootfs)
     pivot_root(".", ".")
     umount2(".", MNT_DETACH)
     os.chdir("/")
@@ -361,7 +373,10 @@ def finish_and_exec(cfg, argv, env):
     if cfg.get("no_new_privileges", True):
         prctl(PR_SET_NO_NEW_PRIVS, 1)
     reset_signals()
-    os.execvpe(argv[0], argv, env)
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        raise OSError(exc.errno, "cannot execute %s: %s" % (argv[0], exc.strerror))
 
 
 # --- run: the supervisor -------------------------------------------------------
@@ -400,12 +415,8 @@ def _spawn(cfg):
                 os.write(msg_w, b"U")
                 if os.read(go_r, 1) != b"g":
                     os._exit(1)
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-                try:
-                    os.setgroups([])
-                except OSError:
-                    pass
+                # Still host uid 0 here (the mapped root comes later, in setup_container):
+                # the rootfs path may cross directories only host root can traverse.
             unshare(flags)
             cpid = os.fork()
             if cpid == 0:  # the container: PID 1 of its pid namespace
@@ -553,8 +564,10 @@ def enter(state_dir, err_fd, argv, cwd=None, extra_env=None):
     try:
         if proc_starttime(pid) != state["starttime"]:
             raise RuntimeError("the container is not running")
-        cgroup_fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY)
-                      for d in cfg.get("cgroups", [])]
+        # Join the cgroups first, while still host root (in a user namespace we would not
+        # be allowed to write cgroup.procs): every child inherits them.
+        for directory in cfg.get("cgroups", []):
+            _write_file(os.path.join(directory, "cgroup.procs"), "0")
         ns_fds = []
         for name in ("ipc", "uts", "net", "pid", "cgroup", "mount", "user"):
             path = "/proc/%d/ns/%s" % (pid, NS_FILES[name])
@@ -580,15 +593,10 @@ def enter(state_dir, err_fd, argv, cwd=None, extra_env=None):
     child = os.fork()  # the pid namespace applies to children only
     if child == 0:
         try:
-            for fd in cgroup_fds:
-                os.write(fd, b"0")
-                os.close(fd)
             finish_and_exec(cfg, argv, env)
         except BaseException as exc:  # noqa: BLE001
             _write_json(err_fd, {"error": _describe(exc)})
         os._exit(127)
-    for fd in cgroup_fds:
-        os.close(fd)
     os.close(err_fd)
 
     def forward(signum, _frame):
