@@ -250,6 +250,16 @@ def cgroup_dirs(param, value, check_mode, warnings):
 
 
 # --- reading processes ----------------------------------------------------------
+def parse_stat(data):
+    """(state letter, start time) from the text of /proc/<pid>/stat.
+
+    The command name (field 2) may hold spaces and parentheses: the fields are
+    read after the last ')'; the state is field 3 and the start time field 22.
+    """
+    fields = data[data.rindex(")") + 2:].split()
+    return fields[0], int(fields[19])
+
+
 def proc_stat(pid):
     """(state letter, start time in clock ticks) of a process, or None."""
     try:
@@ -257,8 +267,7 @@ def proc_stat(pid):
             data = fh.read()
     except (OSError, ValueError, TypeError):
         return None
-    fields = data[data.rindex(")") + 2:].split()
-    return fields[0], int(fields[19])
+    return parse_stat(data)
 
 
 def is_alive(pid, starttime):
