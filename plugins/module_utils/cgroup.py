@@ -510,7 +510,9 @@ class Layout:
     def v2_controllers(self):
         """Controllers the v2 hierarchy offers (not bound to a v1 hierarchy)."""
         if self._v2_controllers is None:
-            text = self.fs.read_or_none(os.path.join(self.v2.mount, "cgroup.controllers")) if self.v2 else None
+            text = None
+            if self.v2 is not None:
+                text = self.fs.read_or_none(os.path.join(self.v2.mount, "cgroup.controllers"))
             self._v2_controllers = frozenset((text or "").split())
         return self._v2_controllers
 

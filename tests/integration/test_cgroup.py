@@ -202,7 +202,8 @@ def test_pids_max_stops_a_fork_bomb(ansible, hogs):
 
 
 def test_check_mode_diff_and_second_run(ansible):
-    task = cgroup("web", memory_max="64M", cpu_max="50000 100000", cpu_weight=200, pids_max=64)
+    task = cgroup("web", memory_max="64M", cpu_max="50000 100000", cpu_weight=200, pids_max=64,
+                  cpuset_cpus="0", io_max=[{"device": "/dev/vda", "wbps": "10M", "riops": 1000}])
     check = ansible.tasks([task], check=True, diff=True)
     assert check.rc == 0 and check.changed == 1, check
     assert tree() == {}, "check mode created something"
@@ -216,7 +217,12 @@ def test_check_mode_diff_and_second_run(ansible):
     assert any(c.startswith("mkdir /sys/fs/cgroup/memory/") for c in result["commands"])
     assert "echo 67108864 > %s/memory.limit_in_bytes" % result["cgroup"]["paths"]["memory"] \
         in result["commands"]
-    assert result["cgroup"]["limits"]["cpu_weight"] == 200
+    limits = result["cgroup"]["limits"]
+    assert limits["cpu_weight"] == 200 and limits["cpuset_cpus"] == "0"
+    devno = "%d:%d" % (os.major(os.stat("/dev/vda").st_rdev), os.minor(os.stat("/dev/vda").st_rdev))
+    assert limits["io_max"] == {devno: {"rbps": "max", "wbps": 10 << 20, "riops": 1000, "wiops": "max"}}
+    with open(os.path.join(result["cgroup"]["paths"]["io"], "blkio.throttle.write_bps_device")) as fh:
+        assert fh.read().split() == [devno, str(10 << 20)]
     again = ansible.tasks([task], diff=True)
     assert again.rc == 0 and again.changed == 0, again
     assert again.result("cgroup web")["commands"] == []
