@@ -75,6 +75,7 @@ EXAMPLES = r"""
   tasks:
     - name: Ask the container's own busybox
       ansible.builtin.raw: hostname; cat /proc/1/cmdline
+      changed_when: false
 """
 
 import collections
