@@ -38,6 +38,9 @@ def validate_containers(containers, subnet, gateway):
         names.add(name)
         if spec.get("veth"):
             validate.ifname(where + ".veth", spec["veth"])
+        if spec.get("command") is not None and not spec["command"]:
+            raise validate.InvalidInput(where + ".command", "must not be empty (omit it for a "
+                                        "container with a network only)")
         address = spec.get("address")
         if address:
             try:
@@ -120,10 +123,18 @@ class Ipam:
 
 
 class Stack:
-    """Every declared container's primitives, converged in one call."""
+    """Every declared container's primitives, converged in one call.
+
+    A container with a ``command`` gets the full set - network namespace, veth,
+    cgroup (when it has limits), an overlay rootfs on its image and the process;
+    one without a command gets its network only. Published ports of every
+    container are one port_forward resource (one firewall transaction).
+    """
 
     def __init__(self, netlink, containers, bridge, subnet, gateway=None, state="present",
-                 mtu=None, state_dir="/run/handbuilt", force=False, check_mode=False):
+                 mtu=None, state_dir="/run/handbuilt", data_dir="/var/lib/handbuilt",
+                 cgroup_parent="handbuilt", cgroup_relative_to_pid=None, firewall_backend="auto",
+                 force=False, check_mode=False):
         self.nl = netlink
         self.bridge = validate.ifname("bridge", bridge)
         self.subnet = validate.network("subnet", subnet)
@@ -135,46 +146,138 @@ class Stack:
         self.containers = containers
         self.state, self.mtu, self.force = state, mtu, force
         self.state_dir, self.check_mode = state_dir, check_mode
+        self.data_dir = validate.abspath("data_dir", data_dir, forbid=("/",))
+        self.cgroup_parent, self.cgroup_pid = cgroup_parent, cgroup_relative_to_pid
+        self.firewall_backend = firewall_backend
         self.ipam = Ipam(state_dir, self.bridge, self.subnet, self.gateway)
         self.warnings = []
+        self._layout = None
+        # Allocate addresses (recorded only when applied) and build every resource
+        # now: bad input anywhere fails before anything changes.
+        if state == "present":
+            self.addresses, self.ipam_ops = self.ipam.assign(containers)
+        else:
+            self.addresses, self.ipam_ops = {c["name"]: None for c in containers}, []
+        self.plans = {spec["name"]: self.resources(spec, self.addresses[spec["name"]])
+                      for spec in containers}
+        self.ports = self.port_forward()
 
-    def resources(self, name, address):
-        """The primitives of one container, in the order they are built."""
-        spec = next(c for c in self.containers if c["name"] == name)
-        common = dict(state=self.state, force=self.force)
-        netns = Netns(self.nl, name, state_dir=self.state_dir, **common)
-        veth = Veth(self.nl, spec.get("veth") or "hb-" + name, PEER_NAME, netns=name,
-                    bridge=self.bridge,
-                    addresses=["%s/%d" % (address, self.subnet.prefixlen)] if address else None,
-                    gateway=str(self.gateway) if address else None, mtu=self.mtu,
-                    check_mode=self.check_mode, **common)
-        return [("netns", netns), ("veth", veth)]
+    # --- one container's primitives ------------------------------------------
+    def layout(self):
+        if self._layout is None:
+            from ansible_collections.handbuilt.containers.plugins.module_utils.cgroup import Layout
+            self._layout = Layout.detect()
+        return self._layout
+
+    def layers(self, spec):
+        base = os.path.join(self.data_dir, "containers", spec["name"])
+        lower = os.path.join(self.data_dir, "images", spec.get("image") or "busybox", "current", "rootfs")
+        return dict(lower=[lower], upper=os.path.join(base, "upper"),
+                    work=os.path.join(base, "work"), path=os.path.join(base, "merged"))
+
+    def resources(self, spec, address):
+        """(kind, resource) pairs of one container, in the order they are built."""
+        name, state = spec["name"], self.state
+        common = dict(state=state, force=self.force)
+        parts = [("netns", Netns(self.nl, name, state_dir=self.state_dir, **common))]
+        parts.append(("veth", Veth(
+            self.nl, spec.get("veth") or "hb-" + name, PEER_NAME, netns=name, bridge=self.bridge,
+            addresses=["%s/%d" % (address, self.subnet.prefixlen)] if address else None,
+            gateway=str(self.gateway) if address else None, mtu=self.mtu,
+            check_mode=self.check_mode, **common)))
+        if not spec.get("command"):
+            return parts
+        from ansible_collections.handbuilt.containers.plugins.module_utils.cgroup import Cgroup
+        from ansible_collections.handbuilt.containers.plugins.module_utils.container import Container
+        from ansible_collections.handbuilt.containers.plugins.module_utils.overlay import OverlayMount
+
+        limits = dict(memory_max=spec.get("memory"), cpus=spec.get("cpus"), pids_max=spec.get("pids"))
+        limits = {k: v for k, v in limits.items() if v is not None}
+        cgroup = None
+        if limits or state == "absent":
+            cgroup = Cgroup(self.layout(), name, parent=self.cgroup_parent,
+                            relative_to_pid=self.cgroup_pid, state=state,
+                            kill=state == "absent", force=self.force, state_dir=self.state_dir,
+                            **(limits if state == "present" else {}))
+            parts.append(("cgroup", cgroup))
+        layers = self.layers(spec)
+        if state == "present":
+            overlay = OverlayMount(state="mounted", state_dir=self.state_dir, force=self.force,
+                                   check_mode=self.check_mode, **layers)
+        else:
+            overlay = OverlayMount(layers["path"], state="absent", state_dir=self.state_dir,
+                                   force=self.force, check_mode=self.check_mode)
+        parts.append(("overlay", overlay))
+        cgroup_dirs = None
+        if cgroup is not None and state == "present":
+            cgroup_dirs = sorted({m.dir for m in cgroup._members() if m.placed})
+        params = dict(name=name, state="started" if state == "present" else "absent",
+                      state_dir=self.state_dir, rootfs=layers["path"], command=spec.get("command"),
+                      env=spec.get("env"), workdir=spec.get("workdir"),
+                      hostname=spec.get("hostname") or name, netns=name, cgroup=cgroup_dirs,
+                      init=spec.get("init", True), stop_timeout=spec.get("stop_timeout", 5))
+        # The rootfs exists only once the overlay is mounted, so the container is
+        # built when its turn comes; built now in check mode, it validates early.
+        Container(params, check_mode=True)
+        parts.append(("container", lambda: Container(params, check_mode=self.check_mode)))
+        return parts
+
+    def port_forward(self):
+        """All published ports, as one firewall resource named after the bridge."""
+        from ansible_collections.handbuilt.containers.plugins.module_utils.firewall import PortForward
+
+        ports = []
+        for spec in self.containers if self.state == "present" else ():
+            for i, port in enumerate(spec.get("ports") or []):
+                where = "containers[%s].ports[%d]" % (spec["name"], i)
+                if not isinstance(port, dict) or "host" not in port or "container" not in port:
+                    raise validate.InvalidInput(where, "needs host and container (ports)")
+                ports.append(dict(host_port=port["host"], protocol=port.get("protocol", "tcp"),
+                                  host_address=port.get("host_address"),
+                                  destination="%s:%s" % (self.addresses[spec["name"]],
+                                                         port["container"])))
+        name = "compose-" + self.bridge
+        claim = os.path.join(self.state_dir, "sysctl", "net.ipv4.ip_forward", "port_forward@" + name)
+        if not ports and not os.path.exists(claim):
+            return None  # nothing published now or before: no firewall work at all
+        return PortForward(name, ports, state="present" if ports else "absent",
+                           backend=self.firewall_backend, state_dir=self.state_dir,
+                           check_mode=self.check_mode)
+
+    # --- converging ------------------------------------------------------------
+    def _run(self, kind, name, resource, entry, diffs):
+        if callable(resource):
+            resource = resource()
+        result = resource.converge(self.check_mode)
+        # "does not exist (yet)": the stack itself builds it earlier in this run.
+        self.warnings += ["%s: %s" % (name, w) for w in resource.warnings
+                          if "(yet)" not in w and "assuming an earlier task" not in w]
+        entry[kind] = {k: v for k, v in result.items() if k not in ("diff", "commands")}
+        if result["changed"]:
+            entry["changed"] = True
+            entry["commands"] += result["commands"]
+            diffs.append(dict(result["diff"], before_header="%s %s" % (kind, name),
+                              after_header="%s %s" % (kind, name)))
 
     def converge(self, check_mode):
         assert check_mode == self.check_mode
         results, commands, diffs = {}, [], []
-        if self.state == "present":
-            addresses, ipam_ops = self.ipam.assign(self.containers)
-            commands += apply_plan(ipam_ops, self.check_mode)
-        else:
-            addresses = {c["name"]: None for c in self.containers}
+        ports_entry = {"changed": False, "commands": []}
+        addresses = self.addresses
+        commands += apply_plan(self.ipam_ops, self.check_mode)
+        if self.state == "absent" and self.ports is not None:
+            self._run("ports", "published", self.ports, ports_entry, diffs)
+            commands += ports_entry["commands"]
         for spec in self.containers:
             name = spec["name"]
-            parts = self.resources(name, addresses[name])
+            parts = list(self.plans[name])
             if self.state == "absent":
                 parts.reverse()
             entry = {"changed": False, "commands": []}
             if addresses[name] is not None:
                 entry["address"] = str(addresses[name])
             for kind, resource in parts:
-                result = resource.converge(self.check_mode)
-                self.warnings += ["%s: %s" % (name, w) for w in resource.warnings]
-                entry[kind] = {k: v for k, v in result.items() if k not in ("diff", "commands")}
-                if result["changed"]:
-                    entry["changed"] = True
-                    entry["commands"] += result["commands"]
-                    diffs.append(dict(result["diff"], before_header="%s %s" % (kind, name),
-                                      after_header="%s %s" % (kind, name)))
+                self._run(kind, name, resource, entry, diffs)
             if self.state == "absent":
                 release = self.ipam.release_op(name)
                 if release is not None:
@@ -182,5 +285,11 @@ class Stack:
                     entry["changed"] = True
             commands += entry["commands"]
             results[name] = entry
+        layers_dir = os.path.join(self.data_dir, "containers")
+        if self.state == "absent" and os.path.isdir(layers_dir) and not os.listdir(layers_dir):
+            commands += apply_plan([Op("rmdir " + layers_dir, os.rmdir, layers_dir)], self.check_mode)
+        if self.state == "present" and self.ports is not None:
+            self._run("ports", "published", self.ports, ports_entry, diffs)
+            commands += ports_entry["commands"]
         return dict(changed=bool(commands), commands=commands, containers=results, diff=diffs,
-                    gateway=str(self.gateway), subnet=str(self.subnet))
+                    ports=ports_entry.get("ports"), gateway=str(self.gateway), subnet=str(self.subnet))

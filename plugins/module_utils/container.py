@@ -682,8 +682,13 @@ class Container(Resource):
 
     def _remove(self, record):
         # Every mount the container made lives in its own mount namespace and went
-        # with its last process; only the state directory is left to remove.
+        # with its last process; only the state directory is left to remove
+        # (and <state_dir>/containers once no container is left).
         shutil.rmtree(record.dir)
+        try:
+            os.rmdir(os.path.dirname(record.dir))
+        except OSError:
+            pass  # other containers' state lives there
 
     def _start(self, record):
         cdir = os.path.join(containers_dir(self.state_dir), self.name)

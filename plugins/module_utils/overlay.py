@@ -498,13 +498,15 @@ class OverlayMount(Resource):
             if not os.path.lexists(d):
                 continue
             busy = mounts_beneath(mounts_after, d, exclude_self=False)
+            if busy and role not in ("upper", "work", "path"):
+                continue  # a parent shared with other overlays (their layers live beneath it)
             if busy:
                 raise PlanError("%s %s has mounts beneath it (%s); refusing to remove it"
                                 % (role, d, ", ".join(busy)))
             if role in ("upper", "work"):
                 ops.append(Op(render(["rm", "-rf", d]), shutil.rmtree, d))
             else:
-                ops.append(Op(render(["rmdir", d]), self._rmdir, d))
+                ops.append(Op(render(["rmdir", d]), self._rmdir, d, role == "parent"))
         for param, d in (("upper", self.upper), ("work", self.work)):
             if d and os.path.lexists(d) and d not in [p for _, p in current["created"]]:
                 self.warnings.append("%s %s was not created by handbuilt.containers; it is left in "
@@ -561,13 +563,14 @@ class OverlayMount(Resource):
                                 "upper/work in use by another overlay, ...)" % self.mount_command())
             raise
 
-    def _rmdir(self, d):
+    def _rmdir(self, d, shared=False):
         try:
             os.rmdir(d)
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-            self.warnings.append("%s is not empty; it is left in place" % d)
+            if not shared:  # a parent other overlays still use is expected to stay
+                self.warnings.append("%s is not empty; it is left in place" % d)
 
     def _remove_record(self):
         os.unlink(self.record)

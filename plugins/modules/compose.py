@@ -18,6 +18,15 @@ description:
   - Each container gets a network namespace named after it, a veth pair C(hb-<name>) (host end,
     on O(bridge)) / C(eth0) (inside), an address from O(subnet) and a default route via
     O(gateway).
+  - A container with a C(command) also gets a cgroup C(<cgroup_parent>/<name>) with its limits
+    (M(handbuilt.containers.cgroup)), an overlay root filesystem on its image under
+    C(<data_dir>/containers/<name>/) (M(handbuilt.containers.overlay_mount); the image is built by
+    M(handbuilt.containers.image)) and its process (M(handbuilt.containers.container)), in that
+    order; O(state=absent) removes them in reverse order.
+  - All published ports are one M(handbuilt.containers.port_forward) resource named
+    C(compose-<bridge>), converged in one firewall transaction.
+  - Changing one container's limits changes its cgroup only; a container is restarted only when
+    its own process declaration changes.
   - Addresses not given are allocated from O(subnet) and recorded under
     C(<state_dir>/ipam/<bridge>/), so a container keeps its address across runs.
   - The whole declaration is validated before anything changes (duplicate names or addresses,
@@ -39,6 +48,79 @@ options:
       veth:
         description: Host end of the veth pair (default C(hb-<name>)).
         type: str
+      command:
+        description: The container's process as an argv list. Without it the container gets its network only.
+        type: list
+        elements: str
+      image:
+        description: Image whose C(current) rootfs is the overlay's lower layer.
+        type: str
+        default: busybox
+      hostname:
+        description: Hostname inside (default the name).
+        type: str
+      env:
+        description: Environment of the process.
+        type: dict
+      workdir:
+        description: Working directory inside.
+        type: str
+      memory:
+        description: Memory limit (C(memory_max) of the cgroup), for example C(64M).
+        type: str
+      cpus:
+        description: CPU limit in CPUs, for example C(0.5).
+        type: float
+      pids:
+        description: Maximum number of processes.
+        type: int
+      ports:
+        description: Published ports.
+        type: list
+        elements: dict
+        suboptions:
+          host:
+            description: Host port.
+            type: int
+            required: true
+          container:
+            description: Container port.
+            type: int
+            required: true
+          protocol:
+            description: tcp or udp.
+            type: str
+            default: tcp
+            choices: [tcp, udp]
+          host_address:
+            description: Publish on this host address only.
+            type: str
+      init:
+        description: Run C(tini) as PID 1 with the command as its child (signals forwarded, zombies
+          reaped, a quick stop), like C(docker run --init).
+        type: bool
+        default: true
+      stop_timeout:
+        description: Seconds between the stop signal and C(SIGKILL).
+        type: int
+        default: 5
+  data_dir:
+    description: Persistent data - images under C(images/), container layers under C(containers/).
+    type: path
+    default: /var/lib/handbuilt
+  cgroup_parent:
+    description: cgroup path, relative to each hierarchy root, holding the containers' cgroups.
+    type: str
+    default: handbuilt
+  cgroup_relative_to_pid:
+    description: Resolve O(cgroup_parent) beneath the cgroup of this process (tests nest their
+      cgroups under their own this way).
+    type: int
+  firewall_backend:
+    description: Backend of the published ports.
+    type: str
+    choices: [auto, nftables, iptables]
+    default: auto
   bridge:
     description: Bridge the containers are plugged into (created by M(handbuilt.containers.bridge)).
     type: str
@@ -67,6 +149,20 @@ author:
 """
 
 EXAMPLES = r"""
+- name: The demo - a web server with a published port and limits, and a client
+  handbuilt.containers.compose:
+    bridge: br0
+    subnet: 10.10.0.0/24
+    containers:
+      - name: web
+        command: [/bin/sh, -c, "echo hello > /www/index.html && exec httpd -f -p 80 -h /www"]
+        memory: 64M
+        cpus: 0.5
+        ports:
+          - {host: 8080, container: 80}
+      - name: client
+        command: [/bin/sleep, "2147483647"]
+
 - name: Two containers on br0, the seed's net1 and net2 in one task
   handbuilt.containers.compose:
     bridge: br0
@@ -116,7 +212,27 @@ def main():
                 name=dict(type="str", required=True),
                 address=dict(type="str"),
                 veth=dict(type="str"),
+                command=dict(type="list", elements="str"),
+                image=dict(type="str", default="busybox"),
+                hostname=dict(type="str"),
+                env=dict(type="dict"),
+                workdir=dict(type="str"),
+                memory=dict(type="str"),
+                cpus=dict(type="float"),
+                pids=dict(type="int"),
+                ports=dict(type="list", elements="dict", options=dict(
+                    host=dict(type="int", required=True),
+                    container=dict(type="int", required=True),
+                    protocol=dict(type="str", default="tcp", choices=["tcp", "udp"]),
+                    host_address=dict(type="str"),
+                )),
+                init=dict(type="bool", default=True),
+                stop_timeout=dict(type="int", default=5),
             )),
+            data_dir=dict(type="path", default="/var/lib/handbuilt"),
+            cgroup_parent=dict(type="str", default="handbuilt"),
+            cgroup_relative_to_pid=dict(type="int"),
+            firewall_backend=dict(type="str", default="auto", choices=["auto", "nftables", "iptables"]),
             bridge=dict(type="str", required=True),
             subnet=dict(type="str", required=True),
             gateway=dict(type="str"),
@@ -128,8 +244,9 @@ def main():
     )
     run_net_module(module, lambda netlink, p: Stack(
         netlink, p["containers"], p["bridge"], p["subnet"], gateway=p["gateway"],
-        state=p["state"], mtu=p["mtu"], state_dir=p["state_dir"], force=p["force"],
-        check_mode=module.check_mode))
+        state=p["state"], mtu=p["mtu"], state_dir=p["state_dir"], data_dir=p["data_dir"],
+        cgroup_parent=p["cgroup_parent"], cgroup_relative_to_pid=p["cgroup_relative_to_pid"],
+        firewall_backend=p["firewall_backend"], force=p["force"], check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,7 +73,27 @@ def snapshot():
     return state
 
 
+def kill_containers(base="/run/handbuilt/containers"):
+    """SIGKILL every container process and shim a test left behind (pid + start time checked)."""
+    for name in os.listdir(base) if os.path.isdir(base) else []:
+        try:
+            with open(os.path.join(base, name, "state.json")) as fh:
+                state = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        for pid_key, start_key in (("pid", "starttime"), ("shim_pid", "shim_starttime")):
+            try:
+                pid = int(state[pid_key])
+                with open("/proc/%d/stat" % pid) as fh:
+                    data = fh.read()
+                if int(data[data.rindex(")") + 2:].split()[19]) == state[start_key]:
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, KeyError, TypeError, ValueError):
+                pass
+
+
 def reset_sandbox():
+    kill_containers()
     for name in os.listdir("/run/netns"):
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
         if os.path.exists("/run/netns/" + name):

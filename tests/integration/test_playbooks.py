@@ -3,64 +3,166 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+import urllib.request
+
+import pytest
+import yaml
+
 import conftest
 from conftest import ping, sh, snapshot
 
 BUILD = "playbooks/build_container.yml"
 TEARDOWN = "playbooks/teardown.yml"
-# The sandbox has no network for apt; the packages are installed by `make setup`.
-VARS = {"prerequisites_install_packages": False}
+STACK = "Every container - netns, veth, address, route, cgroup, overlay rootfs, process, ports"
 
 
-def test_build_rerun_check_teardown(ansible):
-    check = ansible.playbook(BUILD, check=True, diff=True, extra_vars=VARS)
+def cgroup_dirs(parent):
+    """Every directory of ``parent`` beneath this process's own cgroup, per v1 hierarchy."""
+    found = []
+    for line in open("/proc/self/cgroup"):
+        _, controllers, path = line.strip().split(":", 2)
+        if not controllers or controllers.startswith("name="):
+            continue
+        base = "/sys/fs/cgroup/%s%s/%s" % (controllers.split(",")[0], path.rstrip("/"), parent)
+        for root, dirs, _ in os.walk(base):
+            found += [os.path.join(root, d) for d in dirs] + ([root] if root == base else [])
+    return sorted(found)
+
+
+@pytest.fixture
+def world(tmp_path):
+    """Variables pointing every location of the collection into the sandbox and this test."""
+    parent = "hbtest-%d" % os.getpid()
+    data = tmp_path / "data"
+    extra = {"prerequisites_install_packages": False, "handbuilt_data_dir": str(data),
+             "handbuilt_cgroup_parent": parent, "handbuilt_cgroup_relative_to_pid": os.getpid()}
+    yield extra
+    left = cgroup_dirs(parent)
+    remove_cgroups(left)  # never leak, even when the test failed half-way
+    assert left == [], "cgroups left behind"
+
+
+def remove_cgroups(dirs):
+    """Kill what this test started inside its own cgroups, then remove them (deepest first)."""
+    for path in dirs:
+        for pid in open(os.path.join(path, "cgroup.procs")).read().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+    for path in sorted(dirs, key=len, reverse=True):
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def host_snapshot(extra):
+    state = snapshot()
+    state["cgroups"] = cgroup_dirs(extra["handbuilt_cgroup_parent"])
+    state["mounts_all"] = sorted(line.split()[1] for line in open("/proc/mounts")
+                                 if line.split()[0] == "overlay")
+    data = extra["handbuilt_data_dir"]
+    state["data"] = sorted(os.listdir(data)) if os.path.isdir(data) else None
+    return state
+
+
+def http_get(url, tries=20):
+    for _ in range(tries):
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.25)
+    raise AssertionError("no answer from %s" % url)
+
+
+def memory_limit(parent, name):
+    for path in cgroup_dirs(parent):
+        if "/memory/" in path and path.endswith("/" + name):
+            return int(open(os.path.join(path, "memory.limit_in_bytes")).read())
+    raise AssertionError("no memory cgroup for %s" % name)
+
+
+def test_build_rerun_check_change_teardown(ansible, world):
+    before = host_snapshot(world)
+    check = ansible.playbook(BUILD, check=True, diff=True, extra_vars=world)
     assert check.rc == 0, check
     assert check.changed > 0
-    assert snapshot() == conftest.EMPTY, "check mode changed the host"
+    assert host_snapshot(world) == before, "check mode changed the host"
 
-    first = ansible.playbook(BUILD, extra_vars=VARS)
+    first = ansible.playbook(BUILD, extra_vars=world)
     assert first.rc == 0, first
-    nets = first.result("Network namespaces, veth pairs, addresses and routes of every container")
-    web, client = nets["containers"]["web"]["address"], nets["containers"]["client"]["address"]
+    stack = first.result(STACK)["containers"]
+    web, client = stack["web"]["address"], stack["client"]["address"]
     assert ping(web, netns="client") and ping(client, netns="web")
-    assert ping("10.10.0.1", netns="web")
+    # The published port answers from the host itself and from a container.
+    assert "hello from a hand-built container" in http_get("http://127.0.0.1:8080/")
+    assert "hello" in sh("ip", "netns", "exec", "client", "wget", "-qO-", "http://%s/" % web)
+    # The kernel holds the declared limits; the container's PID 1 is its own.
+    assert memory_limit(world["handbuilt_cgroup_parent"], "web") == 64 << 20
+    web_pid = stack["web"]["container"]["container"]["pid"]
+    assert sh("nsenter", "-t", str(web_pid), "-p", "-m", "cat", "/proc/1/comm").strip() in ("tini", "init")
+    assert sh("nsenter", "-t", str(web_pid), "-u", "hostname").strip() == "web"
 
-    again = ansible.playbook(BUILD, extra_vars=VARS)
+    again = ansible.playbook(BUILD, extra_vars=world)
     assert again.rc == 0 and again.changed == 0, again
-    assert ansible.playbook(BUILD, check=True, extra_vars=VARS).changed == 0
+    assert ansible.playbook(BUILD, check=True, extra_vars=world).changed == 0
 
-    down = ansible.playbook(TEARDOWN)
+    # One container's memory limit changes: its cgroup only, nobody restarts.
+    with open(os.path.join(conftest.REPO, "roles/handbuilt/defaults/main.yml")) as fh:
+        containers = yaml.safe_load(fh)["handbuilt_containers"]
+    for c in containers:
+        if c["name"] == "client":
+            c["memory"] = "48M"
+    changed = ansible.playbook(BUILD, diff=True, extra_vars=dict(world, handbuilt_containers=containers))
+    assert changed.rc == 0 and changed.changed == 1, changed
+    result = changed.result(STACK)["containers"]
+    assert result["client"]["commands"] and all("memory" in c for c in result["client"]["commands"])
+    assert not result["web"]["changed"]
+    assert result["web"]["container"]["container"]["pid"] == web_pid
+    assert memory_limit(world["handbuilt_cgroup_parent"], "client") == 48 << 20
+
+    down = ansible.playbook(TEARDOWN, extra_vars=world)
     assert down.rc == 0 and down.changed > 0, down
-    assert snapshot() == conftest.EMPTY
-    assert ansible.playbook(TEARDOWN).changed == 0
+    after = host_snapshot(world)
+    after["data"] = [d for d in after["data"] or [] if d != "images"] or None
+    assert after == before
+    assert ansible.playbook(TEARDOWN, extra_vars=world).changed == 0
 
 
-def test_addresses_are_kept_when_containers_are_added(ansible):
+def test_network_only_containers_keep_addresses(ansible, world):
     two = {"handbuilt_containers": [{"name": "a"}, {"name": "b"}]}
-    first = ansible.playbook(BUILD, extra_vars=dict(VARS, **two))
+    first = ansible.playbook(BUILD, extra_vars=dict(world, **two))
     assert first.rc == 0, first
     three = {"handbuilt_containers": [{"name": "c"}, {"name": "a"}, {"name": "b"}]}
-    second = ansible.playbook(BUILD, extra_vars=dict(VARS, **three))
+    second = ansible.playbook(BUILD, extra_vars=dict(world, **three))
     assert second.rc == 0, second
-    name = "Network namespaces, veth pairs, addresses and routes of every container"
-    before, after = first.result(name)["containers"], second.result(name)["containers"]
+    before, after = first.result(STACK)["containers"], second.result(STACK)["containers"]
     assert before["a"]["address"] == after["a"]["address"]
     assert before["b"]["address"] == after["b"]["address"]
     assert after["c"]["address"] not in (after["a"]["address"], after["b"]["address"])
     assert "hb-c" in sh("ip", "-br", "link")
-    assert ansible.playbook(TEARDOWN, extra_vars=three).rc == 0
+    assert ansible.playbook(TEARDOWN, extra_vars=dict(world, **three)).rc == 0
     assert snapshot() == conftest.EMPTY
 
 
-def test_bad_declarations_fail_before_anything_changes(ansible):
+def test_bad_declarations_fail_before_anything_changes(ansible, world):
     cases = [
         ({"handbuilt_containers": [{"name": "a"}, {"name": "a"}]}, "declared twice"),
         ({"handbuilt_containers": [{"name": "a", "address": "10.10.0.7"},
                                    {"name": "b", "address": "10.10.0.7"}]}, "also the address"),
         ({"handbuilt_containers": [{"name": "a", "address": "10.99.0.7"}]}, "not a host address"),
         ({"handbuilt_containers": [{"name": "much-too-long-name"}]}, "longer than 12"),
+        ({"handbuilt_containers": [{"name": "a", "command": ["sleep", "1"], "memory": "50X"}]},
+         "memory_max"),
+        ({"handbuilt_containers": [{"name": "a", "command": []}]}, "command"),
     ]
     for extra, message in cases:
-        run = ansible.playbook(BUILD, extra_vars=dict(VARS, **extra))
+        run = ansible.playbook(BUILD, extra_vars=dict(world, **extra))
         assert run.rc != 0 and message in run.output, (extra, run)
         assert snapshot() == conftest.EMPTY, extra
