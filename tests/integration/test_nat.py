@@ -374,10 +374,10 @@ def test_ip_forward_already_on_is_left_on(ansible):
     build_world()
     with open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
         fh.write("1\n")
-    up = ansible.tasks([masq("nftables")])
-    assert up.rc == 0 and not any(c.startswith("sysctl") for c in up.result("masquerade present")["commands"])
-    down = ansible.tasks([masq("nftables", state="absent")])
-    assert down.rc == 0 and not any(c.startswith("sysctl") for c in down.result("masquerade absent")["commands"])
+    run = ansible.tasks([masq("nftables"), masq("nftables", state="absent")])
+    assert run.rc == 0 and run.changed == 2, run
+    for task in ("masquerade present", "masquerade absent"):
+        assert not any(c.startswith("sysctl") for c in run.result(task)["commands"])
     assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == "1"
 
 
