@@ -11,7 +11,7 @@ class ModuleDocFragment:
 options:
   state_dir:
     description:
-      - Directory for the collection's runtime state (ownership markers, the host lock).
+      - Directory for the collection's runtime state (ownership markers, address allocations, container state).
       - It lives under C(/run) so it vanishes on reboot, like namespaces and cgroups do.
     type: path
     default: /run/handbuilt

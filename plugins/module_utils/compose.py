@@ -134,7 +134,7 @@ class Stack:
     def __init__(self, netlink, containers, bridge, subnet, gateway=None, state="present",
                  mtu=None, state_dir="/run/handbuilt", data_dir="/var/lib/handbuilt",
                  cgroup_parent="handbuilt", cgroup_relative_to_pid=None, firewall_backend="auto",
-                 force=False, check_mode=False):
+                 force=False, check_mode=False, validate_only=False):
         self.nl = netlink
         self.bridge = validate.ifname("bridge", bridge)
         self.subnet = validate.network("subnet", subnet)
@@ -146,6 +146,7 @@ class Stack:
         self.containers = containers
         self.state, self.mtu, self.force = state, mtu, force
         self.state_dir, self.check_mode = state_dir, check_mode
+        self.validate_only = validate_only
         self.data_dir = validate.abspath("data_dir", data_dir, forbid=("/",))
         self.cgroup_parent, self.cgroup_pid = cgroup_parent, cgroup_relative_to_pid
         self.firewall_backend = firewall_backend
@@ -183,7 +184,7 @@ class Stack:
         parts.append(("veth", Veth(
             self.nl, spec.get("veth") or "hb-" + name, PEER_NAME, netns=name, bridge=self.bridge,
             addresses=["%s/%d" % (address, self.subnet.prefixlen)] if address else None,
-            gateway=str(self.gateway) if address else None, mtu=self.mtu,
+            gateway=str(self.gateway) if address else None, mtu=self.mtu, hairpin=True,
             check_mode=self.check_mode, **common)))
         if not spec.get("command"):
             return parts
@@ -202,11 +203,13 @@ class Stack:
             parts.append(("cgroup", cgroup))
         layers = self.layers(spec)
         if state == "present":
-            overlay = OverlayMount(state="mounted", state_dir=self.state_dir, force=self.force,
-                                   check_mode=self.check_mode, **layers)
+            def overlay(check_mode):
+                return OverlayMount(state="mounted", state_dir=self.state_dir, force=self.force,
+                                    check_mode=check_mode, **layers)
         else:
-            overlay = OverlayMount(layers["path"], state="absent", state_dir=self.state_dir,
-                                   force=self.force, check_mode=self.check_mode)
+            def overlay(check_mode):
+                return OverlayMount(layers["path"], state="absent", state_dir=self.state_dir,
+                                    force=self.force, check_mode=check_mode)
         parts.append(("overlay", overlay))
         cgroup_dirs = None
         if cgroup is not None and state == "present":
@@ -216,10 +219,13 @@ class Stack:
                       env=spec.get("env"), workdir=spec.get("workdir"),
                       hostname=spec.get("hostname") or name, netns=name, cgroup=cgroup_dirs,
                       init=spec.get("init", True), stop_timeout=spec.get("stop_timeout", 5))
-        # The rootfs exists only once the overlay is mounted, so the container is
-        # built when its turn comes; built now in check mode, it validates early.
-        Container(params, check_mode=True)
-        parts.append(("container", lambda: Container(params, check_mode=self.check_mode)))
+        parts.append(("container", lambda check_mode: Container(params, check_mode=check_mode)))
+        # The image and the rootfs exist only once earlier steps ran, so the overlay
+        # and the container are built when their turn comes; built now in check
+        # mode, they validate the declaration before anything changes.
+        for _, part in parts:
+            if callable(part):
+                part(True)
         return parts
 
     def port_forward(self):
@@ -247,7 +253,7 @@ class Stack:
     # --- converging ------------------------------------------------------------
     def _run(self, kind, name, resource, entry, diffs):
         if callable(resource):
-            resource = resource()
+            resource = resource(self.check_mode)
         result = resource.converge(self.check_mode)
         # "does not exist (yet)": the stack itself builds it earlier in this run.
         self.warnings += ["%s: %s" % (name, w) for w in resource.warnings
@@ -261,6 +267,9 @@ class Stack:
 
     def converge(self, check_mode):
         assert check_mode == self.check_mode
+        if self.validate_only:  # the constructor validated everything; read nothing more
+            return dict(changed=False, commands=[], containers={}, diff=[], ports=None,
+                        gateway=str(self.gateway), subnet=str(self.subnet))
         results, commands, diffs = {}, [], []
         ports_entry = {"changed": False, "commands": []}
         addresses = self.addresses

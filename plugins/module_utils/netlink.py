@@ -238,9 +238,24 @@ def link_addresses(ipr, index):
     return result
 
 
-def describe_link(ipr, link):
-    """A plain dict of what the collection manages on a link."""
+def bridge_port_hairpin(link):
+    """Hairpin mode of a bridge port (None when the link is not a bridge port)."""
+    info = link.get_attr("IFLA_LINKINFO")
+    if info is None or info.get_attr("IFLA_INFO_SLAVE_KIND") != "bridge":
+        return None
+    data = info.get_attr("IFLA_INFO_SLAVE_DATA")
+    return bool(data.get_attr("IFLA_BRPORT_MODE")) if data is not None else None
+
+
+def describe_link(ipr, link, addresses=True):
+    """A plain dict of what the collection manages on a link.
+
+    Reading addresses dumps every address of the namespace (the kernel does not
+    filter by interface), so callers skip it where addresses are not managed:
+    the host ends of hundreds of veths must not cost a dump each.
+    """
     return {
+        "hairpin": bridge_port_hairpin(link),
         "name": link.get_attr("IFLA_IFNAME"),
         "index": link["index"],
         "kind": get_kind(link),
@@ -250,7 +265,7 @@ def describe_link(ipr, link):
         "operstate": link.get_attr("IFLA_OPERSTATE"),
         "master_index": link.get_attr("IFLA_MASTER"),
         "peer_index": link.get_attr("IFLA_LINK"),
-        "addresses": link_addresses(ipr, link["index"]),
+        "addresses": link_addresses(ipr, link["index"]) if addresses else None,
     }
 
 

@@ -66,7 +66,7 @@ class NetResource(Resource):
             "adopted (marked as owned by the collection)." % (what, name))
 
     # Plan steps shared by bridges and veth ends -----------------------------
-    def link_steps(self, ipr, netns, link, mtu=None, master=None):
+    def link_steps(self, ipr, netns, link, mtu=None, master=None, hairpin=None):
         """Ops that converge one existing (or just planned) link: mark, mtu, master, up."""
         name = link["name"]
 
@@ -79,9 +79,16 @@ class NetResource(Resource):
             ops.append(set_link(ifalias=OWNER_MARK))
         if mtu is not None and link["mtu"] != mtu:
             ops.append(set_link(mtu=mtu))
-        if master is not None and (link["master_index"] is None
-                                   or link["master_index"] != master["index"].known):
+        enslave = master is not None and (link["master_index"] is None
+                                          or link["master_index"] != master["index"].known)
+        if enslave:
             ops.append(set_link(master=master["index"]))
+        if hairpin is not None and master is not None:
+            # A port that is only now enslaved starts with hairpin off.
+            if (False if enslave else bool(link.get("hairpin"))) != hairpin:
+                ops.append(Op(ip_cmd(netns, "link", "set", name, "type", "bridge_slave", "hairpin",
+                                     "on" if hairpin else "off"),
+                              lambda: ipr.brport("set", index=link["index"](), mode=int(hairpin))))
         if not link["up"]:
             ops.append(set_link(state="up"))
         return ops
@@ -153,16 +160,16 @@ class LazyIndex:
         return self.index
 
 
-def link_view(ipr, link):
+def link_view(ipr, link, addresses=True):
     """describe_link with a lazily resolved index, ready for planning."""
-    state = describe_link(ipr, link)
+    state = describe_link(ipr, link, addresses)
     state["index"] = LazyIndex(ipr, state["name"], state["index"])
     return state
 
 
 def planned_link(ipr, name, kind, mtu=None):
     """The state a link will have right after `ip link add` creates it."""
-    return {"name": name, "index": LazyIndex(ipr, name), "kind": kind, "alias": None,
+    return {"hairpin": None, "name": name, "index": LazyIndex(ipr, name), "kind": kind, "alias": None,
             "mtu": mtu, "up": False, "operstate": "DOWN", "master_index": None,
             "peer_index": None, "addresses": []}
 
@@ -322,9 +329,11 @@ class Veth(NetResource):
     """A veth pair: host end (optionally on a bridge), peer end in a namespace."""
 
     def __init__(self, netlink, name, peer, state="present", netns=None, bridge=None,
-                 addresses=None, gateway=None, mtu=None, force=False, check_mode=False):
+                 addresses=None, gateway=None, mtu=None, hairpin=None, force=False,
+                 check_mode=False):
         super().__init__(netlink, state, force)
         self.name = validate.ifname("name", name)
+        self.hairpin = hairpin
         self.peer = validate.ifname("peer", peer)
         if state == "present" and peer == name and not netns:
             raise validate.InvalidInput("peer", "must differ from name (%s) when both ends are in the host namespace" % name)
@@ -354,7 +363,7 @@ class Veth(NetResource):
         state["ns_missing"] = peer_ipr is None
         host = find_link(self.host, self.name)
         if host is not None:
-            state["host"] = link_view(self.host, host)
+            state["host"] = link_view(self.host, host, addresses=False)
             master = state["host"]["master_index"]
             state["master"] = link_name(self.host, master)
         if peer_ipr is not None:
@@ -389,7 +398,7 @@ class Veth(NetResource):
         link = find_link(self.host, self.bridge)
         if link is None:
             return None
-        return link_view(self.host, link)
+        return link_view(self.host, link, addresses=False)
 
     def plan(self, current):
         host = current["host"]
@@ -458,7 +467,8 @@ class Veth(NetResource):
 
         # (In check mode without the namespace, peer_ipr is None: these Ops
         # are only shown, never run.)
-        ops += self.link_steps(self.host, None, host, mtu=self.mtu, master=bridge)
+        ops += self.link_steps(self.host, None, host, mtu=self.mtu, master=bridge,
+                               hairpin=self.hairpin if self.bridge else None)
         ops += self.link_steps(peer_ipr, ns, peer, mtu=self.mtu)
         ops += self.address_steps(peer_ipr, ns, peer, self.addresses)
         if self.gateway is not None:
@@ -506,6 +516,7 @@ class Veth(NetResource):
             "host" if current["peer_where"] == "host" else None)
         view = {"state": "present", "name": self.name, "owned": host["alias"] == OWNER_MARK,
                 "kind": host["kind"], "up": host["up"], "mtu": host["mtu"],
+                "hairpin": bool(host.get("hairpin")),
                 "bridge": current["master"], "peer": self.peer if peer else None,
                 "peer_netns": where if self.netns else None}
         if peer is not None:
@@ -525,6 +536,9 @@ class Veth(NetResource):
         after.setdefault("bridge", None)
         if self.bridge:
             after["bridge"] = self.bridge
+        if self.hairpin is not None and self.bridge:
+            after["hairpin"] = self.hairpin
+        after.setdefault("hairpin", False)
         if self.mtu is not None:
             after["mtu"] = after["peer_mtu"] = self.mtu
         if self.addresses is not None:

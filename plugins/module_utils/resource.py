@@ -79,12 +79,19 @@ class Resource:
         return result
 
 
+LOCK_DIR = "/run/lock"  # the FHS place for lock files (a tmpfs on Debian)
+
+
 @contextlib.contextmanager
 def host_lock(state_dir):
-    """One lock per host, so two plays never converge the same objects at once."""
-    os.makedirs(state_dir, 0o755, exist_ok=True)
-    # flock on the directory itself: no lock file is left behind after teardown.
-    fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+    """One lock per host, so two plays never converge the same objects at once.
+
+    The lock file lives in /run/lock, not in the state dir, so a run that
+    changes nothing leaves no state dir behind (teardown stays idempotent).
+    """
+    lock_dir = LOCK_DIR if os.path.isdir(LOCK_DIR) else state_dir
+    os.makedirs(lock_dir, 0o755, exist_ok=True)
+    fd = os.open(os.path.join(lock_dir, "handbuilt.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

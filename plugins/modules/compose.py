@@ -135,6 +135,13 @@ options:
   mtu:
     description: MTU of the veth pairs.
     type: int
+  validate_only:
+    description:
+      - Only validate the declaration (names, addresses, limits, ports, commands) and change
+        nothing, without reading the containers' kernel state. The roles do this first, so a bad
+        declaration fails before any role changes the host.
+    type: bool
+    default: false
   state:
     description: Whether the containers' primitives exist. V(absent) removes them in reverse order.
     type: str
@@ -239,6 +246,7 @@ def main():
             mtu=dict(type="int"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             force=dict(type="bool", default=False),
+            validate_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -246,7 +254,8 @@ def main():
         netlink, p["containers"], p["bridge"], p["subnet"], gateway=p["gateway"],
         state=p["state"], mtu=p["mtu"], state_dir=p["state_dir"], data_dir=p["data_dir"],
         cgroup_parent=p["cgroup_parent"], cgroup_relative_to_pid=p["cgroup_relative_to_pid"],
-        firewall_backend=p["firewall_backend"], force=p["force"], check_mode=module.check_mode))
+        firewall_backend=p["firewall_backend"], force=p["force"], check_mode=module.check_mode,
+        validate_only=p["validate_only"]))
 
 
 if __name__ == "__main__":

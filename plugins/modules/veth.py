@@ -50,6 +50,12 @@ options:
   mtu:
     description: MTU of both ends (68-65535). Omit to leave it alone.
     type: int
+  hairpin:
+    description:
+      - Hairpin mode of the host end's bridge port, so traffic can leave the port it came in on
+        (a container reaching its own published port, as Docker sets it). Needs O(bridge).
+      - Omit to leave it alone.
+    type: bool
   state:
     description: Whether the pair exists. Deleting the host end deletes the peer with it.
     type: str
@@ -128,6 +134,7 @@ def main():
             addresses=dict(type="list", elements="str"),
             gateway=dict(type="str"),
             mtu=dict(type="int"),
+            hairpin=dict(type="bool"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             force=dict(type="bool", default=False),
         ),
@@ -137,6 +144,7 @@ def main():
     run_net_module(module, lambda netlink, p: Veth(
         netlink, p["name"], p["peer"] or p["name"], state=p["state"], netns=p["netns"],
         bridge=p["bridge"], addresses=p["addresses"], gateway=p["gateway"], mtu=p["mtu"],
+        hairpin=p["hairpin"],
         force=p["force"], check_mode=module.check_mode))
 
 

@@ -22,6 +22,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 VENV_PYTHON = sys.executable
+STATE_DIR = "/run/handbuilt"  # a tmpfs of the sandbox (tests/sandbox.sh mounts one on /run)
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-pyroute2 (0.7.x)
 # Module interpreters under test: Debian's pyroute2 0.7 and PyPI's 0.9 from the venv.
 INTERPRETERS = {"pyroute2-debian": SYSTEM_PYTHON, "pyroute2-pypi": VENV_PYTHON}
@@ -64,12 +65,12 @@ def snapshot():
         "addrs": run("ip", "-br", "addr"),
         "routes": run("ip", "route", "show", "table", "all"),
         "netns": sorted(os.listdir("/run/netns")),
-        "state_dir": sorted(os.listdir("/run/handbuilt")),
+        "state_dir": sorted(os.listdir(STATE_DIR)) if os.path.isdir(STATE_DIR) else [],
         "mounts": sorted(l.split()[4] for l in open("/proc/self/mountinfo")
                          if "/run/netns/" in l.split()[4]),
     }
     if shutil.which("nft"):
-        state["nft"] = run("nft", "list", "ruleset")
+        state["nft"] = run("nft", "-s", "list", "ruleset")  # -s: no counters, they move with traffic
     return state
 
 
@@ -106,9 +107,14 @@ def reset_sandbox():
             subprocess.run(["ip", "link", "del", name], capture_output=True)
     if shutil.which("nft"):
         subprocess.run(["nft", "flush", "ruleset"], capture_output=True)
-    for entry in os.listdir("/run/handbuilt"):
-        path = os.path.join("/run/handbuilt", entry)
-        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+    if os.path.exists("/proc/net/ip_tables_names") and shutil.which("iptables-legacy"):
+        for table in open("/proc/net/ip_tables_names").read().split():
+            for action in (["-F"], ["-X"]):
+                subprocess.run(["iptables-legacy", "-t", table] + action, capture_output=True)
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
+        fh.write("0\n")
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    os.makedirs(STATE_DIR)
 
 
 EMPTY = None

@@ -184,6 +184,16 @@ def test_mtu_and_bridge_addresses_converge(ansible):
     assert ansible.tasks([bridge(mtu=1400), veth(1, mtu=1400)]).changed == 0
 
 
+def test_hairpin_on_the_bridge_port(ansible):
+    assert ansible.tasks(TOPOLOGY).rc == 0
+    run = ansible.tasks([veth(1, hairpin=True)])
+    assert run.rc == 0, run
+    assert run.result("veth1")["commands"] == ["ip link set veth1-br type bridge_slave hairpin on"]
+    assert "hairpin on" in sh("ip", "-d", "link", "show", "veth1-br")
+    assert ansible.tasks([veth(1, hairpin=True)]).changed == 0
+    assert "hairpin off" in sh("ip", "-d", "link", "show", "veth2-br")
+
+
 def test_absent_refuses_what_the_collection_did_not_create(ansible):
     sh("ip", "link", "add", "br9", "type", "bridge")
     sh("ip", "netns", "add", "handmade")
