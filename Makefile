@@ -80,7 +80,7 @@ test: setup lint doc-check unit integration vm-test
 	@echo "make test: all passed"
 
 bench: setup
-	tests/sandbox.sh $(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .collections .stamp-apt

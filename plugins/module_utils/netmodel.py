@@ -552,6 +552,155 @@ class Veth(NetResource):
         return {"veth": None if view == ABSENT else view}
 
 
+# ---------------------------------------------------------------------------
+class Vxlan(NetResource):
+    """A VXLAN device joining this host's bridge to other hosts' over the underlay.
+
+    Flooding goes to every remote by head-end replication: one all-zeros FDB
+    entry per remote (`bridge fdb append 00:00:00:00:00:00 dev vx0 dst REMOTE`),
+    so no multicast is needed on the underlay.
+    """
+
+    ZERO_MAC = "00:00:00:00:00:00"
+
+    def __init__(self, netlink, name, vni=None, state="present", local=None, dev=None, port=4789,
+                 remotes=None, bridge=None, mtu=None, force=False, check_mode=False):
+        super().__init__(netlink, state, force)
+        self.name = validate.ifname("name", name)
+        self.check_mode = check_mode
+        if state == "present":
+            if isinstance(vni, bool) or not isinstance(vni, int) or not 0 < vni < 1 << 24:
+                raise validate.InvalidInput("vni", "%r must be an integer from 1 to 16777215" % (vni,))
+            if local is None:
+                raise validate.InvalidInput("local", "is required: the underlay address of this host")
+        self.vni = vni
+        self.local = str(validate.address("local", local)) if local else None
+        self.dev = validate.ifname("dev", dev) if dev else None
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise validate.InvalidInput("port", "%r must be a port from 1 to 65535" % (port,))
+        self.port = port
+        self.remotes = []
+        for remote in remotes or []:
+            remote = str(validate.address("remotes", remote))
+            if remote == self.local:
+                raise validate.InvalidInput("remotes", "%s is this host's own address (local)" % remote)
+            if remote in self.remotes:
+                raise validate.InvalidInput("remotes", "%s is listed twice" % remote)
+            self.remotes.append(remote)
+        self.bridge = validate.ifname("bridge", bridge) if bridge else None
+        self.mtu = validate.mtu("mtu", mtu)
+        self.ipr = netlink.ipr()
+
+    def read(self):
+        link = find_link(self.ipr, self.name)
+        if link is None:
+            return None
+        state = link_view(self.ipr, link, addresses=False)
+        if state["kind"] == "vxlan":
+            data = link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+            state.update(vni=data.get_attr("IFLA_VXLAN_ID"), local=data.get_attr("IFLA_VXLAN_LOCAL"),
+                         port=data.get_attr("IFLA_VXLAN_PORT"),
+                         dev=link_name(self.ipr, data.get_attr("IFLA_VXLAN_LINK")),
+                         master=link_name(self.ipr, state["master_index"]),
+                         remotes=sorted(
+                             m.get_attr("NDA_DST") for m in self.ipr.fdb("dump", ifindex=link["index"])
+                             if m.get_attr("NDA_LLADDR") == self.ZERO_MAC and m.get_attr("NDA_DST")))
+        return state
+
+    def _depends(self, param, name, kind=None):
+        link = find_link(self.ipr, name)
+        if link is None:
+            message = "%s: %s does not exist" % (param, name)
+            if not self.check_mode:
+                raise PlanError(message)
+            self.warnings.append(message + " (check mode: assuming an earlier task creates it)")
+            return {"name": name, "kind": kind, "index": LazyIndex(self.ipr, name)}
+        view = link_view(self.ipr, link, addresses=False)
+        if kind and view["kind"] != kind:
+            raise PlanError("%s: %s is a %s, not a %s" % (param, name, view["kind"] or "plain device", kind))
+        return view
+
+    def plan(self, current):
+        name = self.name
+        if current is not None and current["kind"] != "vxlan":
+            raise PlanError("name: %s exists and is a %s, not a vxlan"
+                            % (name, current["kind"] or "plain device"))
+        if self.state == "absent":
+            if current is None:
+                return []
+            if current["alias"] != OWNER_MARK and not self.force:
+                raise not_ours("vxlan", name)
+            return [Op(ip_cmd(None, "link", "del", name), self.ipr.link, "del", index=current["index"]())]
+        ops = []
+        bridge = self._depends("bridge", self.bridge, "bridge") if self.bridge else None
+        dev = self._depends("dev", self.dev) if self.dev else None
+        if current is not None and (current["vni"], current["local"], current["port"], current["dev"]) != (
+                self.vni, self.local, self.port, self.dev if self.dev else current["dev"]):
+            # The kernel cannot change these on a live device: re-create it.
+            if current["alias"] != OWNER_MARK:
+                self.adopt("vxlan", name)
+            ops.append(Op(ip_cmd(None, "link", "del", name), self.ipr.link, "del",
+                          index=current["index"]()))
+            current = None
+        elif current is not None and current["alias"] != OWNER_MARK:
+            self.adopt("vxlan", name)
+        if current is None:
+            words = ["link", "add", name, "type", "vxlan", "id", str(self.vni), "local", self.local,
+                     "dstport", str(self.port)]
+            if self.dev:
+                words += ["dev", self.dev]
+            ops.append(Op(ip_cmd(None, *words), self._create, dev))
+            current = dict(planned_link(self.ipr, name, "vxlan"), remotes=[])
+        ops += self.link_steps(self.ipr, None, current, mtu=self.mtu, master=bridge)
+        link = current
+        for remote in self.remotes:
+            if remote not in current["remotes"]:
+                ops.append(Op(render(["bridge", "fdb", "append", self.ZERO_MAC, "dev", name, "dst", remote]),
+                              lambda r=remote: self.ipr.fdb("append", ifindex=link["index"](),
+                                                            lladdr=self.ZERO_MAC, dst=r)))
+        for remote in current["remotes"]:
+            if remote not in self.remotes:
+                ops.append(Op(render(["bridge", "fdb", "del", self.ZERO_MAC, "dev", name, "dst", remote]),
+                              lambda r=remote: self.ipr.fdb("del", ifindex=link["index"](),
+                                                            lladdr=self.ZERO_MAC, dst=r)))
+        return ops
+
+    def _create(self, dev):
+        kwargs = dict(ifname=self.name, kind="vxlan", vxlan_id=self.vni, vxlan_local=self.local,
+                      vxlan_port=self.port, vxlan_learning=1)
+        if dev is not None:
+            kwargs["vxlan_link"] = dev["index"]()
+        self.ipr.link("add", **kwargs)
+
+    def view(self, current):
+        if current is None:
+            return dict(ABSENT)
+        return {"state": "present", "name": self.name, "kind": current["kind"],
+                "owned": current["alias"] == OWNER_MARK, "vni": current.get("vni"),
+                "local": current.get("local"), "port": current.get("port"), "dev": current.get("dev"),
+                "bridge": current.get("master"), "mtu": current["mtu"], "up": current["up"],
+                "remotes": current.get("remotes", [])}
+
+    def predict(self, before):
+        if self.state == "absent":
+            return dict(ABSENT)
+        after = dict(before, state="present", name=self.name, kind="vxlan", owned=True,
+                     vni=self.vni, local=self.local, port=self.port, up=True,
+                     remotes=sorted(self.remotes))
+        after.setdefault("dev", self.dev)
+        after["dev"] = self.dev or after["dev"]
+        after.setdefault("bridge", None)
+        if self.bridge:
+            after["bridge"] = self.bridge
+        if self.mtu is not None:
+            after["mtu"] = self.mtu
+        return after
+
+    def facts(self, current):
+        view = self.view(current)
+        return {"vxlan": None if view == ABSENT else view}
+
+
 def run_net_module(module, factory):
     """Module glue for the network models: pyroute2 check, one Netlink, converge."""
     from ansible.module_utils.basic import missing_required_lib

@@ -90,6 +90,14 @@ def network(param, value):
         raise InvalidInput(param, "%r is not a valid network CIDR: %s" % (value, exc))
 
 
+def address(param, value):
+    """A plain IP address (no prefix)."""
+    try:
+        return ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise InvalidInput(param, "%r is not an IP address" % (value,))
+
+
 def gateway(param, value, addresses):
     """A gateway address that lies inside one of ``addresses``' subnets."""
     try:

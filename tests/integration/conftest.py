@@ -163,7 +163,8 @@ class Ansible:
     def __init__(self, python):
         self.python = python
 
-    def playbook(self, path, check=False, diff=False, extra_vars=None, inventory=None):
+    def playbook(self, path, check=False, diff=False, extra_vars=None, inventory=None, netns=None):
+        """Run a playbook; with ``netns``, inside that namespace (a second "host")."""
         record = tempfile.NamedTemporaryFile(prefix="record-", suffix=".jsonl", delete=False)
         record.close()
         env = dict(os.environ,
@@ -183,6 +184,8 @@ class Ansible:
             argv.append("--check")
         if diff:
             argv.append("--diff")
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + argv
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)
         with open(record.name) as fh:
             records = [json.loads(line) for line in fh if line.strip()]
