@@ -65,10 +65,11 @@ class Ipam:
     ``<state_dir>/ipam/<bridge>/<container>`` holding the address.
     """
 
-    def __init__(self, state_dir, bridge, subnet, gateway):
+    def __init__(self, state_dir, bridge, subnet, gateway, pool=None):
         self.state_dir = state_dir
         self.dir = os.path.join(state_dir, "ipam", bridge)
         self.subnet, self.gateway = subnet, gateway
+        self.pool = pool or subnet  # where automatic addresses come from
         self.records = {}
         if os.path.isdir(self.dir):
             for name in os.listdir(self.dir):
@@ -94,12 +95,12 @@ class Ipam:
             if name in wanted:
                 continue
             ip = self.records.get(name)
-            if ip is None or ip not in self.subnet or ip in used:
-                ip = next((h for h in self.subnet.hosts()
+            if ip is None or ip not in self.pool or ip in used:
+                ip = next((h for h in self.pool.hosts()
                            if h not in used and h not in taken), None)
                 if ip is None:
-                    raise PlanError("containers: subnet %s has no free address for %s"
-                                    % (self.subnet, name))
+                    raise PlanError("containers: %s has no free address for %s"
+                                    % (self.pool, name))
             wanted[name] = ip
             used.add(ip)
         ops = [self.record_op(name, ip) for name, ip in wanted.items()
@@ -134,7 +135,7 @@ class Stack:
     def __init__(self, netlink, containers, bridge, subnet, gateway=None, state="present",
                  mtu=None, state_dir="/run/handbuilt", data_dir="/var/lib/handbuilt",
                  cgroup_parent="handbuilt", cgroup_relative_to_pid=None, firewall_backend="auto",
-                 force=False, check_mode=False, validate_only=False):
+                 force=False, check_mode=False, validate_only=False, pool=None):
         self.nl = netlink
         self.bridge = validate.ifname("bridge", bridge)
         self.subnet = validate.network("subnet", subnet)
@@ -150,7 +151,10 @@ class Stack:
         self.data_dir = validate.abspath("data_dir", data_dir, forbid=("/",))
         self.cgroup_parent, self.cgroup_pid = cgroup_parent, cgroup_relative_to_pid
         self.firewall_backend = firewall_backend
-        self.ipam = Ipam(state_dir, self.bridge, self.subnet, self.gateway)
+        pool = validate.network("range", pool) if pool else None
+        if pool is not None and not pool.subnet_of(self.subnet):
+            raise validate.InvalidInput("range", "%s is not inside the subnet %s" % (pool, self.subnet))
+        self.ipam = Ipam(state_dir, self.bridge, self.subnet, self.gateway, pool)
         self.warnings = []
         self._layout = None
         # Allocate addresses (recorded only when applied) and build every resource

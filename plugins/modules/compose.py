@@ -132,6 +132,11 @@ options:
   gateway:
     description: The containers' default gateway (the bridge's address); default the subnet's first host.
     type: str
+  range:
+    description:
+      - Part of O(subnet) that automatic addresses come from, for example this host's
+        C(10.10.1.0/24) of a fabric-wide C(10.10.0.0/16). Default the whole subnet.
+    type: str
   mtu:
     description: MTU of the veth pairs.
     type: int
@@ -243,6 +248,7 @@ def main():
             bridge=dict(type="str", required=True),
             subnet=dict(type="str", required=True),
             gateway=dict(type="str"),
+            range=dict(type="str"),
             mtu=dict(type="int"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             force=dict(type="bool", default=False),
@@ -255,7 +261,7 @@ def main():
         state=p["state"], mtu=p["mtu"], state_dir=p["state_dir"], data_dir=p["data_dir"],
         cgroup_parent=p["cgroup_parent"], cgroup_relative_to_pid=p["cgroup_relative_to_pid"],
         firewall_backend=p["firewall_backend"], force=p["force"], check_mode=module.check_mode,
-        validate_only=p["validate_only"]))
+        validate_only=p["validate_only"], pool=p["range"]))
 
 
 if __name__ == "__main__":
