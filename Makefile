@@ -22,7 +22,7 @@ MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 
 help:
 	@echo "make demo        build the demo containers on this host (then: make demo-clean)"
-	@echo "make test        every test: lint, ansible-doc, unit, sandboxed integration, VMs"
+	@echo "make test        every test: lint, ansible-doc, unit, sandboxed kernel tests (make vm-test: qemu VMs)"
 	@echo "make unit | integration | lint | vm-test | bench | docs"
 
 .stamp-apt: Makefile
@@ -72,11 +72,12 @@ unit: setup
 integration: setup
 	tests/sandbox.sh $(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
 
+# Molecule in qemu VMs (docs/vm-testing.md). Not yet part of `make test`: see issue 8's notes.
 vm-test: setup
-	@if [ -x tests/vm/run-molecule.sh ]; then tests/vm/run-molecule.sh default fleet; \
-	else echo "vm-test: tests/vm/run-molecule.sh not present"; fi
+	EXTRA_APT="$(APT_PACKAGES_VM)" $(MAKE) --no-print-directory -B .stamp-apt
+	MOLECULE=$(CURDIR)/$(BIN)/molecule tests/vm/run-molecule.sh default fleet
 
-test: setup lint doc-check unit integration vm-test
+test: setup lint doc-check unit integration
 	@echo "make test: all passed"
 
 bench: setup
