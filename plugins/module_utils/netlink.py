@@ -116,13 +116,16 @@ class Netlink:
         if not os.path.isdir(self.netns_dir):
             os.makedirs(self.netns_dir, 0o755)
         # Like iproute2: make the directory a shared mount point, so the
-        # namespace mounts propagate to every mount namespace on the host.
-        if not is_mountpoint(self.netns_dir):
-            mount(self.netns_dir, self.netns_dir, None, MS_BIND | MS_REC)
+        # namespace mounts propagate to every mount namespace on the host. Ask the
+        # kernel (EINVAL: not a mount point) rather than /proc/self/mountinfo,
+        # which also lists mounts hidden under a later one.
         try:
             mount("", self.netns_dir, None, MS_SHARED | MS_REC)
-        except OSError:
-            pass  # a private parent mount: the namespace still works here
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            mount(self.netns_dir, self.netns_dir, None, MS_BIND | MS_REC)
+            mount("", self.netns_dir, None, MS_SHARED | MS_REC)
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
         os.close(fd)
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)

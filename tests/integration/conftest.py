@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 import yaml
@@ -89,17 +90,41 @@ def kill_containers(base="/run/handbuilt/containers"):
                     data = fh.read()
                 if int(data[data.rindex(")") + 2:].split()[19]) == state[start_key]:
                     os.kill(pid, signal.SIGKILL)
+                    for _ in range(50):  # gone, or a zombie waiting for its parent
+                        with open("/proc/%d/stat" % pid) as fh:
+                            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                                break
+                        time.sleep(0.05)
             except (OSError, KeyError, TypeError, ValueError):
                 pass
+
+
+def is_mountpoint(path):
+    return any(line.split()[4] == path for line in open("/proc/self/mountinfo"))
+
+
+def remove_netns_file(path):
+    """Unmount (every stacked mount) and remove a namespace file, retrying while
+    killed container processes still hold it."""
+    for _ in range(50):
+        while is_mountpoint(path):
+            if subprocess.run(["umount", "-l", path], capture_output=True).returncode:
+                break
+        try:
+            os.unlink(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("cannot remove %s" % path)
 
 
 def reset_sandbox():
     kill_containers()
     for name in os.listdir("/run/netns"):
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        if os.path.exists("/run/netns/" + name):
-            subprocess.run(["umount", "-l", "/run/netns/" + name], capture_output=True)
-            os.unlink("/run/netns/" + name)
+        remove_netns_file("/run/netns/" + name)
     out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     for line in out.splitlines():
         name = line.split(": ")[1].split("@")[0]
