@@ -147,6 +147,33 @@ fi
 TMP=$(mktemp -d "$CACHE/.build-$NAME.XXXXXX")
 R=$TMP/rootfs
 
+# Long steps run as background jobs in their own process group (set -m) and the script waits
+# for them: a signal is then handled at once (bash defers traps while a foreground command
+# runs), and the whole step -- debootstrap's dpkg/chroot children too -- can be stopped
+# before anything is unmounted or deleted.
+set -m
+child=""
+run_step() {
+  "$@" &
+  child=$!
+  local rc=0
+  wait "$child" || rc=$?
+  child=""
+  return "$rc"
+}
+stop_child() {
+  [ -n "$child" ] || return 0
+  kill -TERM -- "-$child" 2>/dev/null || true
+  local i
+  for i in $(seq 50); do
+    kill -0 -- "-$child" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL -- "-$child" 2>/dev/null || true
+  wait "$child" 2>/dev/null || true
+  child=""
+}
+
 unmount_all() {
   # Unmount anything left mounted below the rootfs (debootstrap mounts proc/sys and may be
   # killed before it unmounts them), deepest first. Never rm -rf across a mount.
@@ -156,13 +183,15 @@ unmount_all() {
 }
 cleanup() {
   local rc=$?
+  stop_child
   unmount_all
   rm -rf --one-file-system -- "$TMP"
   [ "$rc" = 0 ] || log "build FAILED (rc=$rc); nothing was cached"
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 t0=$(date +%s)
 log "building $NAME from $MIRROR ($SUITE) into $OUT"
@@ -173,7 +202,7 @@ install -d "$R/etc/initramfs-tools/conf.d" "$R/usr/share/initramfs-tools/modules
 printf 'MODULES=list\nCOMPRESS=gzip\n' > "$R/etc/initramfs-tools/conf.d/hbvm"
 printf '%s\n' virtio_pci virtio_blk virtio_net ext4 > "$R/usr/share/initramfs-tools/modules.d/hbvm"
 
-if ! debootstrap --variant=minbase --components="$COMPONENTS" --include="$INCLUDE" \
+if ! run_step debootstrap --variant=minbase --components="$COMPONENTS" --include="$INCLUDE" \
        "$SUITE" "$R" "$MIRROR" > "$TMP/debootstrap.log" 2>&1; then
   tail -n 40 "$TMP/debootstrap.log" >&2
   [ -f "$R/debootstrap/debootstrap.log" ] && tail -n 40 "$R/debootstrap/debootstrap.log" >&2
@@ -195,6 +224,7 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\thbvm\n' > "$R/etc/hosts"
 rm -f "$R/var/lib/dbus/machine-id"
 printf '# handbuilt test VM: no DNS (restricted user-mode network)\n' > "$R/etc/resolv.conf"
 printf '/dev/vda / ext4 defaults,noatime,errors=remount-ro 0 1\n' > "$R/etc/fstab"
+printf 'LANG=C.UTF-8\n' > "$R/etc/default/locale"   # else pam_env logs an error per SSH login
 
 install -m 755 "$HERE/guest/hbvm-setup" "$R/usr/local/sbin/hbvm-setup"
 install -m 644 "$HERE/guest/hbvm-setup.service" "$R/etc/systemd/system/hbvm-setup.service"
@@ -203,12 +233,13 @@ install -m 644 "$HERE/guest/10-eth0.network" "$R/etc/systemd/network/10-eth0.net
 install -m 644 "$HERE/guest/sshd-hbvm.conf" "$R/etc/ssh/sshd_config.d/hbvm.conf"
 install -m 644 "$HERE/guest/journald-hbvm.conf" "$R/etc/systemd/journald.conf.d/hbvm.conf"
 
-chroot "$R" systemctl enable systemd-networkd.service hbvm-setup.service >/dev/null 2>&1
+mount -t proc proc "$R/proc"   # for systemctl/dpkg in the chroot; unmounted before mkfs
+chroot "$R" systemctl -q enable systemd-networkd.service hbvm-setup.service
 # Nothing may wait for the network or run maintenance in the middle of a test.
 for unit in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer \
             apt-daily.service apt-daily-upgrade.service e2scrub_all.timer e2scrub_reap.service \
             fstrim.timer dpkg-db-backup.timer man-db.timer; do
-  chroot "$R" systemctl mask "$unit" >/dev/null 2>&1
+  chroot "$R" systemctl -q mask "$unit"
 done
 chroot "$R" passwd -l root >/dev/null
 
@@ -225,6 +256,7 @@ cp "$R/boot/initrd.img-$KVER" "$TMP/initrd.img"
 
 chroot "$R" dpkg-query -W -f '${Package} ${Version}\n' > "$TMP/packages.txt"
 chroot "$R" apt-get clean
+unmount_all
 rm -rf "$R"/var/lib/apt/lists/* "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/usr/share/info/* \
        "$R"/usr/share/locale/* "$R"/var/log/*.log "$R"/var/cache/debconf/*-old "$R/debootstrap"
 t2=$(date +%s)
@@ -232,11 +264,11 @@ log "configure: $((t2 - t1)) s"
 
 # ext4 filesystem straight from the directory (no loop mount), then a compressed qcow2.
 truncate -s 4G "$TMP/base.raw"
-mkfs.ext4 -q -F -L root -m 0 -E lazy_itable_init=1,lazy_journal_init=1 -d "$R" "$TMP/base.raw"
+run_step mkfs.ext4 -q -F -L root -m 0 -E lazy_itable_init=1,lazy_journal_init=1 -d "$R" "$TMP/base.raw"
 compression=(-o compression_type=zstd)
 qemu-img create -q -f qcow2 -o compression_type=zstd "$TMP/probe.qcow2" 1M 2>/dev/null || compression=()
 rm -f "$TMP/probe.qcow2"
-qemu-img convert -c -O qcow2 "${compression[@]}" "$TMP/base.raw" "$TMP/base.qcow2"
+run_step qemu-img convert -c -O qcow2 "${compression[@]}" "$TMP/base.raw" "$TMP/base.qcow2"
 rm -f "$TMP/base.raw"
 unmount_all
 rm -rf --one-file-system -- "$R"

@@ -29,6 +29,7 @@ run's pid file are ever signalled. Standard library only; Python >= 3.9.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -192,34 +193,40 @@ def ssh_argv(key: Path, port: int, timeout: int = 5) -> list[str]:
             "-o", "ControlPath=none", "127.0.0.1"]
 
 
-def monitor(sock: Path, *commands: str, timeout: float = 300) -> str:
-    """Send HMP commands over the monitor socket; returns their combined output."""
+def qmp(sock: Path, *commands: dict, timeout: float = 300) -> list:
+    """Run QMP commands in order over the VM's QMP socket; returns their "return" values.
+    Asynchronous events are skipped; an error response raises VMError."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(timeout)
     s.connect(str(sock))
-    out = []
+    f = s.makefile("rwb", buffering=0)
 
-    def read_prompt() -> str:
-        buf = b""
-        while not buf.endswith(b"(qemu) "):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        return buf.decode(errors="replace")
+    def response() -> dict:
+        while True:
+            line = f.readline()
+            if not line:
+                raise VMError("QMP connection closed")
+            msg = json.loads(line)
+            if "event" not in msg:
+                return msg
 
+    results = []
     try:
-        read_prompt()
-        for cmd in commands:
-            s.sendall(cmd.encode() + b"\n")
-            out.append(read_prompt() if cmd != "quit" else "")
-            if cmd == "quit":
-                with contextlib.suppress(OSError):
-                    s.recv(65536)
+        response()  # greeting
+        for cmd in ({"execute": "qmp_capabilities"}, *commands):
+            f.write(json.dumps(cmd).encode() + b"\n")
+            msg = response()
+            if "error" in msg:
+                raise VMError(f"QMP {cmd['execute']}: {msg['error'].get('desc', msg)}")
+            results.append(msg.get("return"))
     finally:
+        f.close()
         s.close()
-    # strip echo and prompt noise
-    return "\n".join(o.replace("(qemu) ", "").strip() for o in out)
+    return results[1:]
+
+
+def hmp(command: str) -> dict:
+    return {"execute": "human-monitor-command", "arguments": {"command-line": command}}
 
 
 # ---------------------------------------------------------------- one VM ------------------
@@ -238,7 +245,7 @@ class VM:
         self.l2_mac = "52:54:00:ab:%02x:%02x" % divmod(index + 1, 256)
         self.scenario = spec["scenario"]
         self.rundir = Path(spec["rundir"])
-        self.image = Path(spec["image_dir"])
+        self.image = Path(platform.get("image_dir") or spec["image_dir"])
         self.accel = accel
         self.l2 = l2
         self.restrict = bool(spec.get("restrict", True))
@@ -246,7 +253,7 @@ class VM:
         self.pidfile = self.rundir / f"{self.name}.pid"
         self.disk = self.rundir / f"{self.name}.qcow2"
         self.console = self.rundir / f"{self.name}.console.log"
-        self.monsock = self.rundir / f"{self.name}.monitor"
+        self.monsock = self.rundir / f"{self.name}.qmp"
         self.key = self.image / "id_ed25519"
         self.mode = "cold"
         self.timings: dict[str, float] = {}
@@ -264,6 +271,13 @@ class VM:
                 p.unlink()
         if template:
             subprocess.run(["cp", "--sparse=always", str(template), str(self.disk)], check=True)
+            # The clone's console starts with the template's boot log (qemu appends to it).
+            boot_log = template.with_suffix(".console.log")
+            with open(self.console, "w", encoding="utf-8", errors="replace") as con:
+                with contextlib.suppress(OSError):
+                    con.write(boot_log.read_text(errors="replace"))
+                con.write(f"\n---- [hbvm] {self.name}: restored from template snapshot "
+                          f"{template.name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ----\n")
         else:
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
                             str(self.image / "base.qcow2"), str(self.disk)], check=True)
@@ -294,18 +308,30 @@ class VM:
         pid = self.pid
         return pid is not None and pid_alive_with(pid, str(self.pidfile))
 
-    def ssh(self, *remote: str, timeout: int = 5, check: bool = True,
-            capture: bool = False) -> subprocess.CompletedProcess:
+    def ssh(self, *remote: str, timeout: int = 5, check: bool = True, capture: bool = False,
+            limit: float = 180) -> subprocess.CompletedProcess:
+        """Run a command in the guest (argv, quoted for the remote shell). `timeout` is the
+        connect timeout, `limit` bounds the whole call."""
         cmd = ssh_argv(self.key, self.port, timeout) + [shlex.join(remote)]
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, check=check, text=True,
-                              capture_output=capture)
+        try:
+            return subprocess.run(cmd, stdin=subprocess.DEVNULL, check=check, text=True,
+                                  capture_output=capture, timeout=limit)
+        except subprocess.TimeoutExpired as e:
+            raise VMError(f"{self.name}: `{shlex.join(remote)[:60]}` took over {limit:.0f} s") from e
+        except subprocess.CalledProcessError as e:
+            raise VMError(f"{self.name}: `{shlex.join(remote)[:60]}` failed (rc={e.returncode})"
+                          f"{': ' + e.stderr.strip() if e.stderr else ''}") from e
 
     def wait_ssh(self, timeout: float, poll: float = 1.0) -> float:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 raise VMError(f"{self.name}: qemu exited while booting")
-            if self.ssh("true", timeout=5, check=False).returncode == 0:
+            try:
+                ok = self.ssh("true", timeout=5, check=False, capture=True, limit=30).returncode == 0
+            except VMError:
+                ok = False
+            if ok:
                 took = time.monotonic() - self.started
                 self.timings["ssh"] = round(took, 1)
                 return took
@@ -319,7 +345,7 @@ class VM:
                 "--hostname", self.name, "--l2-mac", self.l2_mac]
         if self.l2_address:
             args += ["--l2-address", self.l2_address]
-        self.ssh(*args, timeout=10)
+        self.ssh(*args, timeout=10, capture=True, limit=120)
 
     def stop(self) -> None:
         pid = self.pid
@@ -340,7 +366,7 @@ def qemu_argv(*, name, image, accel, smp, memory, disk, ssh_port, l2, l2_mac, re
     user = f"user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
     if restrict:
         user += ",restrict=on"
-    argv = [QEMU, "-name", f"{name},process={name}", "-machine", "pc",
+    argv = [QEMU, "-name", name, "-machine", "pc",
             *accel_args(accel), "-smp", str(smp), "-m", memory,
             "-nodefaults", "-no-user-config", "-display", "none",
             "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
@@ -353,8 +379,8 @@ def qemu_argv(*, name, image, accel, smp, memory, disk, ssh_port, l2, l2_mac, re
             "-device", f"virtio-net-pci,netdev=n1,mac={l2_mac},addr=0x4",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
             "-device", "virtio-rng-pci,rng=rng0,addr=0x5",
-            "-serial", f"file:{console}",
-            "-monitor", f"unix:{monsock},server=on,wait=off",
+            "-chardev", f"file,id=ser0,path={console},append=on", "-serial", "chardev:ser0",
+            "-qmp", f"unix:{monsock},server=on,wait=off",
             "-pidfile", str(pidfile), "-daemonize"]
     if loadvm:
         argv += ["-loadvm", loadvm]
@@ -401,12 +427,21 @@ def ensure_template(image: Path, accel: str, smp: int, memory: str, timeout: flo
         try:
             log(f"building boot template {final.name} (smp={smp}, memory={memory}, {accel})")
             vm.start(None)
-            vm.wait_ssh(timeout)
+            spawn_reaper(vm.pidfile, vm.pid, int(timeout) + 600)
+            took = vm.wait_ssh(timeout)
+            log(f"template: SSH up after {took:.1f} s")
             # Let boot finish so clones do not inherit half-started units.
-            vm.ssh("systemctl", "is-system-running", "--wait", timeout=10, check=False,
+            vm.ssh("timeout", "120", "systemctl", "is-system-running", "--wait", check=False,
                    capture=True)
             vm.ssh("sync", timeout=10)
-            out = monitor(vm.monsock, "stop", f"savevm {SNAPSHOT_TAG}", "quit")
+            t = time.monotonic()
+            out = qmp(vm.monsock, {"execute": "stop"}, hmp(f"savevm {SNAPSHOT_TAG}"),
+                      hmp("info snapshots"))
+            if SNAPSHOT_TAG not in str(out[-1]).split():
+                raise VMError(f"savevm did not create the snapshot: {out!r}")
+            with contextlib.suppress(VMError, OSError):
+                qmp(vm.monsock, {"execute": "quit"}, timeout=30)
+            log(f"template: savevm took {time.monotonic() - t:.1f} s")
             for _ in range(100):
                 if not vm.alive():
                     break
@@ -439,12 +474,16 @@ def spawn_reaper(pidfile: Path, pid: int, lifetime: int) -> int:
 
 
 def cmd_reaper(a: argparse.Namespace) -> int:
+    """Kill the VM when its lifetime is over, or as soon as it is orphaned (its pid file was
+    removed or replaced while qemu still runs: nothing could stop it any more)."""
     deadline = time.monotonic() + a.lifetime
     pidfile = Path(a.pidfile)
     while time.monotonic() < deadline:
-        if not pid_alive_with(a.pid, str(pidfile)) or read_pid(pidfile) != a.pid:
+        if not pid_alive_with(a.pid, str(pidfile)):
             return 0
-        time.sleep(5)
+        if read_pid(pidfile) != a.pid:
+            break
+        time.sleep(2)
     kill_checked(a.pid, str(pidfile))
     return 0
 
@@ -470,15 +509,15 @@ def destroy_rundir(rundir: Path, logdir: Path | None) -> list[str]:
     with contextlib.suppress(OSError, ValueError):
         state = json.loads((rundir / "state.json").read_text())
     for vm in state.get("vms", []):
-        rpid = vm.get("reaper_pid")
-        if rpid and pid_alive_with(rpid, "reaper"):
-            kill_checked(rpid, "reaper", grace=2)
+        rpid, marker = vm.get("reaper_pid"), f"reaper --pidfile {vm.get('pidfile')}"
+        if rpid and pid_alive_with(rpid, marker):
+            kill_checked(rpid, marker, grace=2)
     if logdir:
         logdir.mkdir(parents=True, exist_ok=True)
         for con in rundir.glob("*.console.log"):
             shutil.copyfile(con, logdir / con.name)
     for p in rundir.iterdir():
-        if p.suffix in (".qcow2", ".monitor", ".pid") or p.name.startswith("state.json"):
+        if p.suffix in (".qcow2", ".qmp", ".pid") or p.name.startswith("state.json"):
             p.unlink(missing_ok=True)
     return stopped
 
@@ -493,9 +532,10 @@ def cmd_create(a: argparse.Namespace) -> int:
     lifetime = int(os.environ.get("HANDBUILT_VM_LIFETIME") or spec.get("lifetime", 7200))
     if boot not in ("auto", "snapshot", "cold"):
         raise VMError(f"boot mode must be auto, snapshot or cold, not {boot!r}")
-    for f in ("base.qcow2", "vmlinuz", "initrd.img", "id_ed25519"):
-        if not (image / f).is_file():
-            raise VMError(f"image {image} is incomplete: no {f} (run tests/vm/build-image.sh)")
+    for img in {image, *(Path(p["image_dir"]) for p in spec["platforms"] if p.get("image_dir"))}:
+        for f in ("base.qcow2", "vmlinuz", "initrd.img", "id_ed25519"):
+            if not (img / f).is_file():
+                raise VMError(f"image {img} is incomplete: no {f} (run tests/vm/build-image.sh)")
     rundir.mkdir(parents=True, exist_ok=True)
     stale = destroy_rundir(rundir, None)
     if stale:
@@ -515,11 +555,11 @@ def cmd_create(a: argparse.Namespace) -> int:
         templates: dict[tuple, Path] = {}
         if mode == "snapshot":
             for vm in vms:
-                k = (vm.smp, vm.memory)
+                k = (vm.image, vm.smp, vm.memory)
                 if k not in templates:
-                    templates[k] = ensure_template(image, accel, vm.smp, vm.memory, timeout)
+                    templates[k] = ensure_template(vm.image, accel, vm.smp, vm.memory, timeout)
         for vm in vms:
-            vm.start(templates.get((vm.smp, vm.memory)))
+            vm.start(templates.get((vm.image, vm.smp, vm.memory)))
             vm.reaper_pid = spawn_reaper(vm.pidfile, vm.pid, lifetime)
         save_state(rundir, {"l2": l2, "accel": accel, "vms": [
             {"name": vm.name, "port": vm.port, "pidfile": str(vm.pidfile),
@@ -529,10 +569,15 @@ def cmd_create(a: argparse.Namespace) -> int:
                                poll=1.0 if mode == "cold" else 0.2)
             log(f"{vm.name}: SSH up {took:.1f} s after qemu start ({vm.mode}, port {vm.port})")
         if mode == "snapshot":
-            for vm in vms:
+            def personalise(vm: VM) -> None:
                 t = time.monotonic()
                 vm.personalise()
                 vm.timings["personalise"] = round(time.monotonic() - t, 1)
+
+            with concurrent.futures.ThreadPoolExecutor(len(vms)) as pool:
+                for fut in [pool.submit(personalise, vm) for vm in vms]:
+                    fut.result()
+            log("clones personalised (clock, RNG, machine-id, hostname, L2 MAC/address)")
 
     def dump_consoles() -> None:
         for vm in vms:
@@ -600,7 +645,13 @@ def cmd_accel(a: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create")
