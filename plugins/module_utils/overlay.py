@@ -121,6 +121,7 @@ def parse_mountinfo_line(line):
         "mount_options": fields[5], "fstype": fields[sep + 1],
         "source": unescape_octal(fields[sep + 2]),
         "super_options": fields[sep + 3] if len(fields) > sep + 3 else "",
+        "propagation": fields[6:sep],  # shared:N, master:N, ...
     }
     if entry["fstype"] == "overlay":
         entry.update(parse_super_options(entry["super_options"]))
@@ -159,8 +160,12 @@ def mounts_beneath(mounts, path, exclude_self=True):
 
 # ---------------------------------------------------------------------------
 # Who uses a mount
-def other_namespace_users(dev, proc="/proc"):
+def other_namespace_users(dev, proc="/proc", propagation=()):
     """Processes in *other* mount namespaces that hold a mount of superblock ``dev``.
+
+    A copy that is a slave of our mount's peer group (``master:N`` for our
+    ``shared:N``, as in systemd services' private namespaces) goes away with our
+    unmount, so it does not count.
 
     A container that pivot_root-ed into an overlay has its own copy of the mount in
     its own mount namespace: unmounting ours would succeed and leave it running on
@@ -187,9 +192,13 @@ def other_namespace_users(dev, proc="/proc"):
                 text = fh.read()
         except OSError:
             continue
+        slave_of_ours = {"master:" + tag.split(":", 1)[1] for tag in propagation
+                         if tag.startswith("shared:")}
         for line in text.splitlines():
-            fields = line.split(" ", 3)
+            fields = line.split(" ")
             if len(fields) > 2 and fields[2] == dev:
+                if slave_of_ours & set(fields[6:fields.index("-", 6)]):
+                    continue
                 users.append("pid %s (%s, in mount namespace %s)" % (pid, comm(pid, proc), ns))
                 break
     return users
@@ -523,7 +532,7 @@ class OverlayMount(Resource):
 
     # --- steps ---------------------------------------------------------------
     def _busy_reasons(self, current, mount):
-        reasons = other_namespace_users(mount["dev"])
+        reasons = other_namespace_users(mount["dev"], propagation=mount.get("propagation", ()))
         reasons += ["also mounted at %s" % m["mountpoint"] for m in current["mounts"]
                     if m["dev"] == mount["dev"] and m["mountpoint"] != self.path]
         reasons += ["mount beneath it: %s" % p for p in mounts_beneath(current["mounts"], self.path)]
