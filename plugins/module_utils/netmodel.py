@@ -50,14 +50,48 @@ def not_ours(what, name, param="force"):
 
 
 class NetResource(Resource):
-    def __init__(self, netlink, state, force=False):
+    def __init__(self, netlink, state, force=False, check_mode=False):
         super().__init__()
         self.nl = netlink
         self.state = state
         self.force = force
+        self.check_mode = check_mode
 
     def describe_error(self, exc):
         return describe_error(exc)
+
+    def check_kind(self, current, kind):
+        """The link named by the task must be of the module's kind."""
+        if current is not None and current["kind"] != kind:
+            raise PlanError("name: %s exists and is a %s, not a %s"
+                            % (self.name, current["kind"] or "plain device", kind))
+
+    def delete_steps(self, ipr, current, what):
+        """state=absent for a link: nothing if gone, refused if not ours (unless force)."""
+        if current is None:
+            return []
+        if current["alias"] != OWNER_MARK and not self.force:
+            raise not_ours(what, self.name)
+        return [Op(ip_cmd(None, "link", "del", self.name), ipr.link, "del", index=current["index"]())]
+
+    def missing(self, param, what):
+        """A dependency that does not exist: fatal, except in check mode where
+        an earlier task of the same play would have created it."""
+        message = "%s: %s does not exist" % (param, what)
+        if not self.check_mode:
+            raise PlanError(message)
+        self.warnings.append(message + " (check mode: assuming an earlier task creates it)")
+
+    def depends(self, ipr, param, name, kind=None):
+        """The link a declaration refers to (a bridge, an underlay device), ready for planning."""
+        link = find_link(ipr, name)
+        if link is None:
+            self.missing(param, name)
+            return {"name": name, "kind": kind, "index": LazyIndex(ipr, name)}
+        view = link_view(ipr, link, addresses=False)
+        if kind and view["kind"] != kind:
+            raise PlanError("%s: %s is a %s, not a %s" % (param, name, view["kind"] or "plain device", kind))
+        return view
 
     def adopt(self, what, name):
         self.adopted = True
@@ -277,16 +311,9 @@ class Bridge(NetResource):
 
     def plan(self, current):
         name = self.name
-        if current is not None and current["kind"] != "bridge":
-            raise PlanError("name: %s exists and is a %s, not a bridge"
-                            % (name, current["kind"] or "plain device"))
+        self.check_kind(current, "bridge")
         if self.state == "absent":
-            if current is None:
-                return []
-            if current["alias"] != OWNER_MARK and not self.force:
-                raise not_ours("bridge", name)
-            return [Op(ip_cmd(None, "link", "del", name), self.ipr.link, "del",
-                       index=current["index"]())]
+            return self.delete_steps(self.ipr, current, "bridge")
         ops = []
         if current is None:
             ops.append(Op(ip_cmd(None, "link", "add", name, "type", "bridge"),
@@ -331,7 +358,7 @@ class Veth(NetResource):
     def __init__(self, netlink, name, peer, state="present", netns=None, bridge=None,
                  addresses=None, gateway=None, mtu=None, hairpin=None, force=False,
                  check_mode=False):
-        super().__init__(netlink, state, force)
+        super().__init__(netlink, state, force, check_mode)
         self.name = validate.ifname("name", name)
         self.hairpin = hairpin
         self.peer = validate.ifname("peer", peer)
@@ -346,7 +373,6 @@ class Veth(NetResource):
                 "gateway", "needs netns: a default route for a peer in the host namespace "
                 "would replace the host's own default route")
         self.mtu = validate.mtu("mtu", mtu)
-        self.check_mode = check_mode
         self.host = netlink.ipr()
 
     # --- reading ------------------------------------------------------------
@@ -392,46 +418,17 @@ class Veth(NetResource):
         return state
 
     # --- planning -------------------------------------------------------------
-    def _bridge(self):
-        if not self.bridge:
-            return None
-        link = find_link(self.host, self.bridge)
-        if link is None:
-            return None
-        return link_view(self.host, link, addresses=False)
-
     def plan(self, current):
-        host = current["host"]
-        if host is not None and host["kind"] != "veth":
-            raise PlanError("name: %s exists and is a %s, not a veth"
-                            % (self.name, host["kind"] or "plain device"))
+        self.check_kind(current["host"], "veth")
         if self.state == "absent":
-            if host is None:
-                return []
-            if host["alias"] != OWNER_MARK and not self.force:
-                raise not_ours("veth", self.name)
-            return [Op(ip_cmd(None, "link", "del", self.name), self.host.link, "del",
-                       index=host["index"]())]
+            return self.delete_steps(self.host, current["host"], "veth")
         return self._plan_present(current)
-
-    def _missing(self, param, what):
-        """A dependency that does not exist: fatal, except in check mode where
-        an earlier task of the same play would have created it."""
-        message = "%s: %s does not exist" % (param, what)
-        if not self.check_mode:
-            raise PlanError(message)
-        self.warnings.append(message + " (check mode: assuming an earlier task creates it)")
 
     def _plan_present(self, current):
         ops = []
-        bridge = self._bridge()
-        if self.bridge and bridge is None:
-            self._missing("bridge", "bridge %s" % self.bridge)
-            bridge = {"name": self.bridge, "kind": "bridge", "index": LazyIndex(self.host, self.bridge)}
-        elif bridge is not None and bridge["kind"] != "bridge":
-            raise PlanError("bridge: %s is a %s, not a bridge" % (self.bridge, bridge["kind"] or "plain device"))
+        bridge = self.depends(self.host, "bridge", self.bridge, "bridge") if self.bridge else None
         if current["ns_missing"]:
-            self._missing("netns", "network namespace %s" % self.netns)
+            self.missing("netns", "network namespace %s" % self.netns)
             peer_ipr = None
         else:
             peer_ipr = self.nl.ipr(self.netns)
@@ -565,9 +562,8 @@ class Vxlan(NetResource):
 
     def __init__(self, netlink, name, vni=None, state="present", local=None, dev=None, port=4789,
                  remotes=None, bridge=None, mtu=None, force=False, check_mode=False):
-        super().__init__(netlink, state, force)
+        super().__init__(netlink, state, force, check_mode)
         self.name = validate.ifname("name", name)
-        self.check_mode = check_mode
         if state == "present":
             if isinstance(vni, bool) or not isinstance(vni, int) or not 0 < vni < 1 << 24:
                 raise validate.InvalidInput("vni", "%r must be an integer from 1 to 16777215" % (vni,))
@@ -607,33 +603,14 @@ class Vxlan(NetResource):
                              if m.get_attr("NDA_LLADDR") == self.ZERO_MAC and m.get_attr("NDA_DST")))
         return state
 
-    def _depends(self, param, name, kind=None):
-        link = find_link(self.ipr, name)
-        if link is None:
-            message = "%s: %s does not exist" % (param, name)
-            if not self.check_mode:
-                raise PlanError(message)
-            self.warnings.append(message + " (check mode: assuming an earlier task creates it)")
-            return {"name": name, "kind": kind, "index": LazyIndex(self.ipr, name)}
-        view = link_view(self.ipr, link, addresses=False)
-        if kind and view["kind"] != kind:
-            raise PlanError("%s: %s is a %s, not a %s" % (param, name, view["kind"] or "plain device", kind))
-        return view
-
     def plan(self, current):
         name = self.name
-        if current is not None and current["kind"] != "vxlan":
-            raise PlanError("name: %s exists and is a %s, not a vxlan"
-                            % (name, current["kind"] or "plain device"))
+        self.check_kind(current, "vxlan")
         if self.state == "absent":
-            if current is None:
-                return []
-            if current["alias"] != OWNER_MARK and not self.force:
-                raise not_ours("vxlan", name)
-            return [Op(ip_cmd(None, "link", "del", name), self.ipr.link, "del", index=current["index"]())]
+            return self.delete_steps(self.ipr, current, "vxlan")
         ops = []
-        bridge = self._depends("bridge", self.bridge, "bridge") if self.bridge else None
-        dev = self._depends("dev", self.dev) if self.dev else None
+        bridge = self.depends(self.ipr, "bridge", self.bridge, "bridge") if self.bridge else None
+        dev = self.depends(self.ipr, "dev", self.dev) if self.dev else None
         if current is not None and (current["vni"], current["local"], current["port"], current["dev"]) != (
                 self.vni, self.local, self.port, self.dev if self.dev else current["dev"]):
             # The kernel cannot change these on a live device: re-create it.

@@ -58,7 +58,7 @@ def test_dangling_cable_plan_is_the_seeds_fix():
     state = current(host=link("veth3-br", 5, alias=None, up=False, peer=2),
                     peer=link("veth3", 2, alias=None, peer=5, addresses=["10.10.0.4/24"]))
     bridge = {"name": "br0", "kind": "bridge", "index": netmodel.LazyIndex(None, "br0", 3)}
-    model._bridge = lambda: bridge
+    model.depends = lambda ipr, param, name, kind=None: bridge
     model.bridge = "br0"
     assert commands(model.plan(state)) == [
         "ip link set veth3-br alias handbuilt.containers",
