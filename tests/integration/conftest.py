@@ -46,9 +46,15 @@ def sh(*argv, check=True, netns=None):
     return proc.stdout if check else proc
 
 
-def ping(address, netns=None, count=1):
-    proc = sh("ping", "-c", str(count), "-W", "1", "-q", address, netns=netns, check=False)
-    return proc.returncode == 0
+def ping(address, netns=None, attempts=3):
+    """True once a ping gets an answer. Several attempts because a port just added to a
+    bridge forwards only after the kernel's linkwatch reports its carrier (batched, up to
+    1 s later): one lost first packet is the kernel's timing, not a broken topology."""
+    for _ in range(attempts):
+        proc = sh("ping", "-c", "1", "-W", "1", "-q", address, netns=netns, check=False)
+        if proc.returncode == 0:
+            return True
+    return False
 
 
 def snapshot():
