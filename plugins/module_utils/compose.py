@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: handbuilt.containers contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Many containers in one module call, through the same models.
+"""A host's whole declared stack in one module call, through the same models.
 
 An Ansible task costs ~0.3 s; a container's kernel work ~5-20 ms. So the roles
-converge the whole declared set in one call: the stack expands each container
-into the primitives' resources (netns, veth, ...) and converges them in order,
-sharing one Netlink (one socket per namespace, no forks).
+converge everything in one call: the bridge and its NAT, the images, and every
+container expanded into the primitives' resources (netns, veth, cgroup, overlay,
+process), then the published ports - sharing one Netlink (one socket per
+namespace, no forks) and one firewall host.
 """
 
 from __future__ import annotations
@@ -14,48 +15,12 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from ansible_collections.handbuilt.containers.plugins.module_utils import validate
-from ansible_collections.handbuilt.containers.plugins.module_utils.netmodel import Netns, Veth
+from ansible_collections.handbuilt.containers.plugins.module_utils import declaration, host, validate
+from ansible_collections.handbuilt.containers.plugins.module_utils.netmodel import Bridge, Netns, Veth
 from ansible_collections.handbuilt.containers.plugins.module_utils.plan import Op, PlanError, apply_plan
 from ansible_collections.handbuilt.containers.plugins.module_utils.resource import remove_file
 
-CONTAINER_NAME_MAX = 12  # "hb-" + name must fit an interface name (15 bytes)
 PEER_NAME = "eth0"
-
-
-def validate_containers(containers, subnet, gateway):
-    """Check the whole declaration before anything changes."""
-    names, addresses = set(), {}
-    for index, spec in enumerate(containers):
-        where = "containers[%d]" % index
-        name = spec.get("name")
-        validate.nsname(where + ".name", name)
-        if len(name.encode()) > CONTAINER_NAME_MAX:
-            raise validate.InvalidInput(where + ".name", "%r is longer than %d bytes (it names the "
-                                        "host end of the veth, hb-%s)" % (name, CONTAINER_NAME_MAX, name))
-        if name in names:
-            raise validate.InvalidInput(where + ".name", "%r is declared twice" % name)
-        names.add(name)
-        if spec.get("veth"):
-            validate.ifname(where + ".veth", spec["veth"])
-        if spec.get("command") is not None and not spec["command"]:
-            raise validate.InvalidInput(where + ".command", "must not be empty (omit it for a "
-                                        "container with a network only)")
-        address = spec.get("address")
-        if address:
-            try:
-                ip = ipaddress.ip_address(str(address).split("/")[0])
-            except ValueError:
-                raise validate.InvalidInput(where + ".address", "%r is not an IP address" % (address,))
-            if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
-                raise validate.InvalidInput(where + ".address", "%s is not a host address of the subnet %s"
-                                            % (ip, subnet))
-            if ip == gateway:
-                raise validate.InvalidInput(where + ".address", "%s is the gateway's address" % ip)
-            if ip in addresses:
-                raise validate.InvalidInput(where + ".address", "%s is also the address of %s"
-                                            % (ip, addresses[ip]))
-            addresses[ip] = name
 
 
 class Ipam:
@@ -124,50 +89,97 @@ class Ipam:
 
 
 class Stack:
-    """Every declared container's primitives, converged in one call.
+    """The bridge, its NAT, the images and every declared container, converged in one call.
 
-    A container with a ``command`` gets the full set - network namespace, veth,
-    cgroup (when it has limits), an overlay rootfs on its image and the process;
-    one without a command gets its network only. Published ports of every
-    container are one port_forward resource (one firewall transaction).
+    Built in that order (``state=absent`` removes in reverse, then the stack's
+    directories once empty). A container with a ``command`` gets the full set -
+    network namespace, veth, cgroup (when it has limits), an overlay rootfs on its
+    image and the process; one without a command gets its network only. Published
+    ports of every container are one port_forward resource (one firewall transaction).
     """
 
-    def __init__(self, netlink, containers, bridge, subnet, gateway=None, state="present",
-                 mtu=None, state_dir="/run/handbuilt", data_dir="/var/lib/handbuilt",
+    def __init__(self, netlink, containers, network, state="present", images=None,
+                 masquerade=False, state_dir="/run/handbuilt", data_dir="/var/lib/handbuilt",
                  cgroup_parent="handbuilt", cgroup_relative_to_pid=None, firewall_backend="auto",
-                 force=False, check_mode=False, validate_only=False, pool=None):
+                 force=False, check_mode=False):
         self.nl = netlink
-        self.bridge = validate.ifname("bridge", bridge)
-        self.subnet = validate.network("subnet", subnet)
-        self.gateway = ipaddress.ip_address(gateway) if gateway else next(self.subnet.hosts())
-        if self.gateway not in self.subnet:
-            raise validate.InvalidInput("gateway", "%s is outside the subnet %s" % (self.gateway, self.subnet))
-        validate.mtu("mtu", mtu)
-        validate_containers(containers, self.subnet, self.gateway)
+        self.net = network
+        self.bridge, self.subnet, self.gateway = network.bridge, network.subnet, network.gateway
+        declaration.check_containers(containers, network)
+        declaration.check_images(images or [])
         self.containers = containers
-        self.state, self.mtu, self.force = state, mtu, force
+        self.state, self.mtu, self.force = state, network.mtu, force
         self.state_dir, self.check_mode = state_dir, check_mode
-        self.validate_only = validate_only
         self.data_dir = validate.abspath("data_dir", data_dir, forbid=("/",))
         self.cgroup_parent, self.cgroup_pid = cgroup_parent, cgroup_relative_to_pid
         self.firewall_backend = firewall_backend
-        pool = validate.network("range", pool) if pool else None
-        if pool is not None and not pool.subnet_of(self.subnet):
-            raise validate.InvalidInput("range", "%s is not inside the subnet %s" % (pool, self.subnet))
-        self.ipam = Ipam(state_dir, self.bridge, self.subnet, self.gateway, pool)
+        self.ipam = Ipam(state_dir, self.bridge, self.subnet, self.gateway, network.pool)
         self.warnings = []
         self._layout = None
+        self._firewall_host = None
         # Allocate addresses (recorded only when applied) and build every resource
         # now: bad input anywhere fails before anything changes.
         if state == "present":
             self.addresses, self.ipam_ops = self.ipam.assign(containers)
         else:
             self.addresses, self.ipam_ops = {c["name"]: None for c in containers}, []
+        self.network = [("bridge", Bridge(netlink, self.bridge, state=state, force=force,
+                                          addresses=[network.gateway_cidr], mtu=self.mtu))]
+        nat = self.masquerade(masquerade)
+        if nat is not None:
+            self.network.append(("masquerade", nat))
+        self.images = [(spec["name"], self.image(spec)) for spec in images or []]
         self.plans = {spec["name"]: self.resources(spec, self.addresses[spec["name"]])
                       for spec in containers}
         self.ports = self.port_forward()
 
-    # --- one container's primitives ------------------------------------------
+    def requirements(self):
+        """Kernel features and cgroup controllers this declaration needs."""
+        need = ["netns", "bridge", "veth"]
+        if any(spec.get("command") for spec in self.containers):
+            need.append("overlay")
+        for limit, controller in (("memory", "memory"), ("cpus", "cpu"), ("pids", "pids")):
+            if any(spec.get(limit) is not None and spec.get("command") for spec in self.containers):
+                need.append("cgroup:" + controller)
+        return need
+
+    # --- the stack's shared parts ---------------------------------------------
+    def firewall_host(self):
+        from ansible_collections.handbuilt.containers.plugins.module_utils.firewall import Host
+
+        if self._firewall_host is None:
+            self._firewall_host = Host()
+        return self._firewall_host
+
+    def claimed(self, kind, name):
+        """Whether a firewall resource of ours holds its ip_forward claim (exists or did)."""
+        return os.path.exists(os.path.join(self.state_dir, "sysctl", "net.ipv4.ip_forward",
+                                           "%s@%s" % (kind, name)))
+
+    def masquerade(self, wanted):
+        """The subnet's NAT, the same resource as the masquerade module's default name."""
+        from ansible_collections.handbuilt.containers.plugins.module_utils.firewall import Masquerade
+
+        name = str(self.subnet).replace("/", "-")
+        present = wanted and self.state == "present"
+        if not present and not self.claimed("masquerade", name):
+            return None  # not wanted now and none of ours: no firewall work at all
+        return Masquerade(str(self.subnet), name=name, exclude_interface=self.bridge,
+                          state="present" if present else "absent", backend=self.firewall_backend,
+                          state_dir=self.state_dir, check_mode=self.check_mode,
+                          host=self.firewall_host())
+
+    def image(self, spec):
+        from ansible_collections.handbuilt.containers.plugins.module_utils.image import Image
+
+        options = {k: v for k, v in spec.items() if k not in ("name", "state") and v is not None}
+        if "url" in options:
+            options["tarball"] = options.pop("url")
+        # An image is removed with the stack, or alone when its own state says so.
+        state = "absent" if self.state == "absent" else spec.get("state") or "present"
+        return Image(spec["name"], images_dir=os.path.join(self.data_dir, "images"),
+                     state=state, force=self.force, check_mode=self.check_mode, **options)
+
     def layout(self):
         if self._layout is None:
             from ansible_collections.handbuilt.containers.plugins.module_utils.cgroup import Layout
@@ -180,6 +192,7 @@ class Stack:
         return dict(lower=[lower], upper=os.path.join(base, "upper"),
                     work=os.path.join(base, "work"), path=os.path.join(base, "merged"))
 
+    # --- one container's primitives ------------------------------------------
     def resources(self, spec, address):
         """(kind, resource) pairs of one container, in the order they are built."""
         name, state = spec["name"], self.state
@@ -238,21 +251,17 @@ class Stack:
 
         ports = []
         for spec in self.containers if self.state == "present" else ():
-            for i, port in enumerate(spec.get("ports") or []):
-                where = "containers[%s].ports[%d]" % (spec["name"], i)
-                if not isinstance(port, dict) or "host" not in port or "container" not in port:
-                    raise validate.InvalidInput(where, "needs host and container (ports)")
-                ports.append(dict(host_port=port["host"], protocol=port.get("protocol", "tcp"),
+            for port in spec.get("ports") or []:
+                ports.append(dict(host_port=port["host"], protocol=port.get("protocol") or "tcp",
                                   host_address=port.get("host_address"),
                                   destination="%s:%s" % (self.addresses[spec["name"]],
                                                          port["container"])))
         name = "compose-" + self.bridge
-        claim = os.path.join(self.state_dir, "sysctl", "net.ipv4.ip_forward", "port_forward@" + name)
-        if not ports and not os.path.exists(claim):
+        if not ports and not self.claimed("port_forward", name):
             return None  # nothing published now or before: no firewall work at all
         return PortForward(name, ports, state="present" if ports else "absent",
                            backend=self.firewall_backend, state_dir=self.state_dir,
-                           check_mode=self.check_mode)
+                           check_mode=self.check_mode, host=self.firewall_host())
 
     # --- converging ------------------------------------------------------------
     def _run(self, kind, name, resource, entry, diffs):
@@ -268,27 +277,27 @@ class Stack:
             entry["commands"] += result["commands"]
             diffs.append(dict(result["diff"], before_header="%s %s" % (kind, name),
                               after_header="%s %s" % (kind, name)))
+        return entry["commands"] if result["changed"] else []
 
-    def converge(self, check_mode):
-        assert check_mode == self.check_mode
-        if self.validate_only:  # the constructor validated everything; read nothing more
-            return dict(changed=False, commands=[], containers={}, diff=[], ports=None,
-                        gateway=str(self.gateway), subnet=str(self.subnet))
-        results, commands, diffs = {}, [], []
-        ports_entry = {"changed": False, "commands": []}
-        addresses = self.addresses
-        commands += apply_plan(self.ipam_ops, self.check_mode)
-        if self.state == "absent" and self.ports is not None:
-            self._run("ports", "published", self.ports, ports_entry, diffs)
-            commands += ports_entry["commands"]
+    def _shared(self, parts, results, diffs):
+        """Converge the stack-wide parts (bridge, NAT, images, ports); their commands."""
+        commands = []
+        for kind, name, resource in parts:
+            entry = {"changed": False, "commands": []}
+            commands += self._run(kind, name, resource, entry, diffs)
+            results[kind if kind != "image" else "image " + name] = entry[kind]
+        return commands
+
+    def _containers(self, results, diffs):
+        commands = []
         for spec in self.containers:
             name = spec["name"]
             parts = list(self.plans[name])
             if self.state == "absent":
                 parts.reverse()
             entry = {"changed": False, "commands": []}
-            if addresses[name] is not None:
-                entry["address"] = str(addresses[name])
+            if self.addresses[name] is not None:
+                entry["address"] = str(self.addresses[name])
             for kind, resource in parts:
                 self._run(kind, name, resource, entry, diffs)
             if self.state == "absent":
@@ -298,11 +307,58 @@ class Stack:
                     entry["changed"] = True
             commands += entry["commands"]
             results[name] = entry
-        layers_dir = os.path.join(self.data_dir, "containers")
-        if self.state == "absent" and os.path.isdir(layers_dir) and not os.listdir(layers_dir):
-            commands += apply_plan([Op("rmdir " + layers_dir, os.rmdir, layers_dir)], self.check_mode)
-        if self.state == "present" and self.ports is not None:
-            self._run("ports", "published", self.ports, ports_entry, diffs)
-            commands += ports_entry["commands"]
-        return dict(changed=bool(commands), commands=commands, containers=results, diff=diffs,
-                    ports=ports_entry.get("ports"), gateway=str(self.gateway), subnet=str(self.subnet))
+        return commands
+
+    def _remove_empty_dirs(self):
+        """The stack's own directories, innermost first, once nothing is left in them."""
+        commands = []
+        for path in (os.path.join(self.data_dir, "containers"), os.path.join(self.data_dir, "images"),
+                     self.data_dir, self.state_dir):
+            if os.path.isdir(path) and not os.listdir(path):
+                commands += apply_plan([Op("rmdir " + path, os.rmdir, path)], self.check_mode)
+        return commands
+
+    def converge(self, check_mode):
+        assert check_mode == self.check_mode
+        lacking = host.missing(self.requirements()) if self.state == "present" else []
+        if lacking:
+            raise PlanError("this host lacks: %s" % ", ".join(lacking))
+        network = [(kind, self.bridge, r) for kind, r in self.network]
+        images = [("image", name, r) for name, r in self.images]
+        ports = [("ports", "published", self.ports)] if self.ports is not None else []
+        shared, containers, diffs = {}, {}, []
+        if self.state == "present":
+            commands = apply_plan(self.ipam_ops, self.check_mode)
+            commands += self._shared(network + images, shared, diffs)
+            commands += self._containers(containers, diffs)
+            commands += self._shared(ports, shared, diffs)
+        else:
+            commands = self._shared(ports, shared, diffs)
+            commands += self._containers(containers, diffs)
+            commands += self._shared(images + network[::-1], shared, diffs)
+            commands += self._remove_empty_dirs()
+        return dict(changed=bool(commands), commands=commands, containers=containers, diff=diffs,
+                    bridge=shared.get("bridge"), masquerade=shared.get("masquerade"),
+                    images={name: shared["image " + name] for name, _ in self.images},
+                    ports=shared.get("ports"),
+                    summary=self.summary(containers),
+                    gateway=str(self.gateway), subnet=str(self.subnet))
+
+    def summary(self, results):
+        """One line per container: what a person wants to see after a run."""
+        lines = []
+        for spec in self.containers:
+            entry = results[spec["name"]]
+            proc = (entry.get("container") or {}).get("container") or {}
+            if self.state == "absent":
+                state = "removed" if entry["changed"] else "absent"
+            else:
+                state = proc.get("state", "network only")
+            limits = ", ".join("%s %s" % (k, spec[k]) for k in ("memory", "cpus", "pids")
+                               if spec.get(k) is not None)
+            lines.append("%s: %s, %s%s%s%s" % (
+                spec["name"], entry.get("address", "-"), state,
+                ", pid %s" % proc["pid"] if proc.get("pid") else "",
+                ", " + limits if limits and self.state == "present" else "",
+                ", changed" if entry["changed"] else ""))
+        return lines

@@ -7,30 +7,33 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: compose
-short_description: Converge many containers' primitives in one call
+short_description: Converge a host's whole stack - bridge, NAT, images, containers, ports - in one call
 version_added: 0.1.0
 description:
-  - Expands every declared container into the collection's primitives and converges them all in
-    one module call, through the same models as the single-resource modules (M(handbuilt.containers.netns),
-    M(handbuilt.containers.veth)).
+  - Converges everything one host runs in one module call, through the same models as the
+    single-resource modules, in this order - the bridge with the gateway address
+    (M(handbuilt.containers.bridge)), its NAT (M(handbuilt.containers.masquerade), with
+    O(masquerade)), the O(images) (M(handbuilt.containers.image)), every container's primitives,
+    then the published ports. O(state=absent) removes them in reverse order, then the stack's
+    directories once they are empty.
   - One Ansible task costs about 0.3 s while a container's kernel work costs 5-20 ms, so the roles
-    use this module rather than one task per container per primitive.
+    use this module rather than one task per primitive (docs/performance.md).
   - Each container gets a network namespace named after it, a veth pair C(hb-<name>) (host end,
-    on O(bridge)) / C(eth0) (inside), an address from O(subnet) and a default route via
-    O(gateway).
+    on O(bridge), hairpin mode on) / C(eth0) (inside), an address from O(subnet) and a default
+    route via O(gateway).
   - A container with a C(command) also gets a cgroup C(<cgroup_parent>/<name>) with its limits
     (M(handbuilt.containers.cgroup)), an overlay root filesystem on its image under
-    C(<data_dir>/containers/<name>/) (M(handbuilt.containers.overlay_mount); the image is built by
-    M(handbuilt.containers.image)) and its process (M(handbuilt.containers.container)), in that
-    order; O(state=absent) removes them in reverse order.
+    C(<data_dir>/containers/<name>/) (M(handbuilt.containers.overlay_mount)) and its process
+    (M(handbuilt.containers.container)), in that order.
   - All published ports are one M(handbuilt.containers.port_forward) resource named
     C(compose-<bridge>), converged in one firewall transaction.
   - Changing one container's limits changes its cgroup only; a container is restarted only when
     its own process declaration changes.
   - Addresses not given are allocated from O(subnet) and recorded under
     C(<state_dir>/ipam/<bridge>/), so a container keeps its address across runs.
-  - The whole declaration is validated before anything changes (duplicate names or addresses,
-    addresses outside the subnet).
+  - The whole declaration is validated before anything changes (duplicate names, addresses or
+    published ports, addresses outside the subnet, bad limits), then the host is checked for the
+    kernel features and cgroup controllers the declaration needs (as M(handbuilt.containers.host_info) does).
 options:
   containers:
     description: The containers.
@@ -122,9 +125,74 @@ options:
     choices: [auto, nftables, iptables]
     default: auto
   bridge:
-    description: Bridge the containers are plugged into (created by M(handbuilt.containers.bridge)).
+    description:
+      - Bridge the containers are plugged into. Created (or adopted and marked) with the gateway's
+        address; removed with O(state=absent).
     type: str
     required: true
+  masquerade:
+    description:
+      - NAT the subnet to the outside (source NAT on every interface but O(bridge)), with
+        C(net.ipv4.ip_forward) and forward acceptance - the resource M(handbuilt.containers.masquerade)
+        makes for O(subnet). V(false) removes the stack's NAT if an earlier run made it.
+    type: bool
+    default: false
+  images:
+    description:
+      - Root filesystem images, built before the containers under C(<data_dir>/images/<name>)
+        (M(handbuilt.containers.image) documents each option). O(state=absent) removes the listed
+        ones; leave an image out to keep it.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Image name, referred to by a container's C(image).
+        type: str
+        required: true
+      source:
+        description: Where the root filesystem comes from.
+        type: str
+        choices: [busybox, tarball, debootstrap]
+        default: busybox
+      tarball:
+        description: With V(tarball), a local path or an http(s) URL.
+        type: str
+        aliases: [url]
+      checksum:
+        description: With V(tarball), its checksum, for example C(sha256:<hex>).
+        type: str
+      init:
+        description: With V(busybox), the init copied in as C(/sbin/tini) (default C(/usr/bin/tini) when present).
+        type: path
+      hostname:
+        description: With V(busybox), the image's C(/etc/hostname).
+        type: str
+      nameservers:
+        description: With V(busybox), the image's C(/etc/resolv.conf) nameservers (default the host's).
+        type: list
+        elements: str
+      suite:
+        description: With V(debootstrap), the Debian suite.
+        type: str
+      mirror:
+        description: With V(debootstrap), the mirror URL (default the host's apt mirror).
+        type: str
+      variant:
+        description: With V(debootstrap), its variant.
+        type: str
+      include:
+        description: With V(debootstrap), extra packages.
+        type: list
+        elements: str
+      prune:
+        description: Remove the image's older versions once the new one is current.
+        type: bool
+      state:
+        description: V(absent) removes this image while the stack stays.
+        type: str
+        choices: [present, absent]
+        default: present
   subnet:
     description: The bridge's subnet, for example C(10.10.0.0/24).
     type: str
@@ -140,15 +208,8 @@ options:
   mtu:
     description: MTU of the veth pairs.
     type: int
-  validate_only:
-    description:
-      - Only validate the declaration (names, addresses, limits, ports, commands) and change
-        nothing, without reading the containers' kernel state. The roles do this first, so a bad
-        declaration fails before any role changes the host.
-    type: bool
-    default: false
   state:
-    description: Whether the containers' primitives exist. V(absent) removes them in reverse order.
+    description: Whether the stack exists. V(absent) removes it in reverse order.
     type: str
     choices: [present, absent]
     default: present
@@ -161,10 +222,13 @@ author:
 """
 
 EXAMPLES = r"""
-- name: The demo - a web server with a published port and limits, and a client
+- name: The demo - a bridge with NAT, a busybox image, a web server with a published port and limits, and a client
   handbuilt.containers.compose:
     bridge: br0
     subnet: 10.10.0.0/24
+    masquerade: true
+    images:
+      - name: busybox
     containers:
       - name: web
         command: [/bin/sh, -c, "echo hello > /www/index.html && exec httpd -f -p 80 -h /www"]
@@ -192,6 +256,28 @@ containers:
   type: dict
   sample: {"net1": {"address": "10.10.0.2", "changed": true,
                     "commands": ["ip netns add net1", "..."], "netns": {}, "veth": {}}}
+summary:
+  description: One line per container - name, address, state, pid, limits, whether it changed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["web: 10.10.0.2, running, pid 4242, memory 64M, cpus 0.5, pids 64, changed"]
+bridge:
+  description: The bridge's result, as M(handbuilt.containers.bridge) returns it.
+  returned: always
+  type: dict
+masquerade:
+  description: The NAT's result, as M(handbuilt.containers.masquerade) returns it; null when the stack has none.
+  returned: always
+  type: dict
+images:
+  description: Each image's result, as M(handbuilt.containers.image) returns it.
+  returned: always
+  type: dict
+ports:
+  description: The published ports' result, as M(handbuilt.containers.port_forward) returns it; null when none.
+  returned: always
+  type: dict
 commands:
   description: Every hand command of the plan, in order.
   returned: always
@@ -212,35 +298,55 @@ subnet:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.handbuilt.containers.plugins.module_utils.compose import Stack
+from ansible_collections.handbuilt.containers.plugins.module_utils.declaration import Network
 from ansible_collections.handbuilt.containers.plugins.module_utils.netmodel import run_net_module
 from ansible_collections.handbuilt.containers.plugins.module_utils.resource import COMMON_ARGS
+
+PORT = dict(
+    host=dict(type="int", required=True),
+    container=dict(type="int", required=True),
+    protocol=dict(type="str", default="tcp", choices=["tcp", "udp"]),
+    host_address=dict(type="str"),
+)
+CONTAINER = dict(
+    name=dict(type="str", required=True),
+    address=dict(type="str"),
+    veth=dict(type="str"),
+    command=dict(type="list", elements="str"),
+    image=dict(type="str", default="busybox"),
+    hostname=dict(type="str"),
+    env=dict(type="dict"),
+    workdir=dict(type="str"),
+    memory=dict(type="str"),
+    cpus=dict(type="float"),
+    pids=dict(type="int"),
+    ports=dict(type="list", elements="dict", options=PORT),
+    init=dict(type="bool", default=True),
+    stop_timeout=dict(type="int", default=5),
+)
+IMAGE = dict(
+    name=dict(type="str", required=True),
+    source=dict(type="str", default="busybox", choices=["busybox", "tarball", "debootstrap"]),
+    tarball=dict(type="str", aliases=["url"]),
+    checksum=dict(type="str"),
+    init=dict(type="path"),
+    hostname=dict(type="str"),
+    nameservers=dict(type="list", elements="str"),
+    suite=dict(type="str"),
+    mirror=dict(type="str"),
+    variant=dict(type="str"),
+    include=dict(type="list", elements="str"),
+    prune=dict(type="bool"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             COMMON_ARGS,
-            containers=dict(type="list", elements="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                address=dict(type="str"),
-                veth=dict(type="str"),
-                command=dict(type="list", elements="str"),
-                image=dict(type="str", default="busybox"),
-                hostname=dict(type="str"),
-                env=dict(type="dict"),
-                workdir=dict(type="str"),
-                memory=dict(type="str"),
-                cpus=dict(type="float"),
-                pids=dict(type="int"),
-                ports=dict(type="list", elements="dict", options=dict(
-                    host=dict(type="int", required=True),
-                    container=dict(type="int", required=True),
-                    protocol=dict(type="str", default="tcp", choices=["tcp", "udp"]),
-                    host_address=dict(type="str"),
-                )),
-                init=dict(type="bool", default=True),
-                stop_timeout=dict(type="int", default=5),
-            )),
+            containers=dict(type="list", elements="dict", required=True, options=CONTAINER),
+            images=dict(type="list", elements="dict", default=[], options=IMAGE),
             data_dir=dict(type="path", default="/var/lib/handbuilt"),
             cgroup_parent=dict(type="str", default="handbuilt"),
             cgroup_relative_to_pid=dict(type="int"),
@@ -250,18 +356,18 @@ def main():
             gateway=dict(type="str"),
             range=dict(type="str"),
             mtu=dict(type="int"),
+            masquerade=dict(type="bool", default=False),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             force=dict(type="bool", default=False),
-            validate_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     run_net_module(module, lambda netlink, p: Stack(
-        netlink, p["containers"], p["bridge"], p["subnet"], gateway=p["gateway"],
-        state=p["state"], mtu=p["mtu"], state_dir=p["state_dir"], data_dir=p["data_dir"],
-        cgroup_parent=p["cgroup_parent"], cgroup_relative_to_pid=p["cgroup_relative_to_pid"],
-        firewall_backend=p["firewall_backend"], force=p["force"], check_mode=module.check_mode,
-        validate_only=p["validate_only"], pool=p["range"]))
+        netlink, p["containers"], Network(p["bridge"], p["subnet"], p["gateway"], p["range"], p["mtu"]),
+        state=p["state"], images=p["images"], masquerade=p["masquerade"], state_dir=p["state_dir"],
+        data_dir=p["data_dir"], cgroup_parent=p["cgroup_parent"],
+        cgroup_relative_to_pid=p["cgroup_relative_to_pid"], firewall_backend=p["firewall_backend"],
+        force=p["force"], check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

@@ -78,103 +78,25 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-# Kernel feature -> (module name, kernel config option, a path that proves it is present)
-KERNEL_FEATURES = {
-    "netns": (None, "CONFIG_NET_NS", "/proc/self/ns/net"),
-    "bridge": ("bridge", "CONFIG_BRIDGE", "/sys/module/bridge"),
-    "veth": ("veth", "CONFIG_VETH", "/sys/module/veth"),
-    "overlay": ("overlay", "CONFIG_OVERLAY_FS", "/sys/module/overlay"),
-    "vxlan": ("vxlan", "CONFIG_VXLAN", "/sys/module/vxlan"),
-    "nf_tables": ("nf_tables", "CONFIG_NF_TABLES", "/sys/module/nf_tables"),
-}
-
-
-def read(path):
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
-def kernel_config():
-    """The running kernel's build options, where the kernel exposes them."""
-    import gzip
-
-    try:
-        with gzip.open("/proc/config.gz", "rt") as fh:
-            return fh.read()
-    except OSError:
-        return read("/boot/config-%s" % os.uname().release)
-
-
-def kernel_feature(name, release, config):
-    module, option, proof = KERNEL_FEATURES[name]
-    if name == "overlay" and "overlay" in read("/proc/filesystems"):
-        return "loaded"
-    if os.path.exists(proof):
-        return "loaded" if module else "builtin"
-    if "%s=y" % option in config:
-        return "builtin"
-    if "%s=m" % option in config:
-        return "module"
-    if module:
-        if "/%s.ko" % module in read("/lib/modules/%s/modules.builtin" % release):
-            return "builtin"
-        if "/%s.ko" % module in read("/lib/modules/%s/modules.dep" % release):
-            return "module"
-    return "missing" if config or os.path.isdir("/lib/modules/" + release) else "unknown"
-
-
-def cgroups():
-    mounts = [line.split() for line in read("/proc/self/mounts").splitlines()]
-    v2 = [m[1] for m in mounts if m[2] == "cgroup2"]
-    v1 = {}
-    for m in mounts:
-        if m[2] == "cgroup":
-            for option in m[3].split(","):
-                if option in ("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer"):
-                    v1[option] = m[1]
-    unified = read(os.path.join(v2[0], "cgroup.controllers")).split() if v2 else []
-    if v1 and unified:
-        return {"version": "hybrid", "controllers": sorted(set(v1) | set(unified)),
-                "v1": sorted(v1), "v2": unified}
-    if v1:
-        return {"version": 1, "controllers": sorted(v1)}
-    return {"version": 2, "controllers": unified}
+from ansible_collections.handbuilt.containers.plugins.module_utils import host
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(require=dict(type="list", elements="str", default=[])),
                            supports_check_mode=True)
     release = os.uname().release
-    config = kernel_config()
-    features = {name: kernel_feature(name, release, config) for name in KERNEL_FEATURES}
-    cgroup = cgroups()
-    try:
-        import pyroute2
-        version = getattr(pyroute2, "__version__", "unknown")
-    except ImportError:
-        version = None
+    config = host.kernel_config()
+    features = {name: host.kernel_feature(name, release, config) for name in host.KERNEL_FEATURES}
     tools = {tool: shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")
              for tool in ("ip", "nft", "iptables", "unshare", "nsenter", "busybox")}
-    missing = []
-    for need in module.params["require"]:
-        if need.startswith("cgroup:"):
-            if need.split(":", 1)[1] not in cgroup["controllers"]:
-                missing.append("%s (cgroup controller not available)" % need)
-        elif need == "pyroute2":
-            if version is None:
-                missing.append("pyroute2 (install python3-pyroute2)")
-        elif need in features:
-            if features[need] == "missing":
-                missing.append("%s (kernel feature: not built in and no module for %s)" % (need, release))
-        else:
-            module.fail_json(msg="require: unknown feature %r" % need)
-    result = dict(changed=False, kernel=release, features=features, cgroup=cgroup, tools=tools,
-                  pyroute2=version, missing=missing)
-    if missing:
-        module.fail_json(msg="this host lacks: %s" % ", ".join(missing), **result)
+    result = dict(changed=False, kernel=release, features=features, cgroup=host.cgroups(),
+                  tools=tools, pyroute2=host.pyroute2_version(), missing=[])
+    try:
+        result["missing"] = host.missing(module.params["require"])
+    except ValueError as exc:
+        module.fail_json(msg="require: %s" % exc)
+    if result["missing"]:
+        module.fail_json(msg="this host lacks: %s" % ", ".join(result["missing"]), **result)
     module.exit_json(**result)
 
 

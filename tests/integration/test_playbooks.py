@@ -16,7 +16,7 @@ from conftest import ping, sh, snapshot
 
 BUILD = "playbooks/build_container.yml"
 TEARDOWN = "playbooks/teardown.yml"
-STACK = "Every container - netns, veth, address, route, cgroup, overlay rootfs, process, ports"
+STACK = "The stack - bridge, NAT, images, then every container's netns, veth, cgroup, rootfs, process, ports"
 
 
 def cgroup_dirs(parent):
@@ -100,6 +100,14 @@ def test_build_rerun_check_change_teardown(ansible, world):
     stack = first.result(STACK)["containers"]
     web, client = stack["web"]["address"], stack["client"]["address"]
     assert ping(web, netns="client") and ping(client, netns="web")
+    # One task made the bridge, its NAT and the image before the containers.
+    commands = first.result(STACK)["commands"]
+    assert commands.index("ip link add br0 type bridge") < commands.index("ip netns add web")
+    ruleset = sh("nft", "list", "ruleset")
+    assert "ip saddr 10.10.0.0/24" in ruleset and "masquerade" in ruleset
+    assert first.result(STACK)["images"]["busybox"]["changed"] is True
+    summary = first.result("Summary, one line per container")["msg"]
+    assert summary[0].startswith("web: %s, running, pid " % web) and "memory 64M" in summary[0], summary
     # The published port answers from the host itself and from a container.
     assert "hello from a hand-built container" in http_get("http://127.0.0.1:8080/")
     assert "hello" in sh("ip", "netns", "exec", "client", "wget", "-qO-", "http://%s/" % web)
@@ -159,10 +167,16 @@ def test_bad_declarations_fail_before_anything_changes(ansible, world):
         ({"handbuilt_containers": [{"name": "a", "address": "10.99.0.7"}]}, "not a host address"),
         ({"handbuilt_containers": [{"name": "much-too-long-name"}]}, "longer than 12"),
         ({"handbuilt_containers": [{"name": "a", "command": ["sleep", "1"], "memory": "50X"}]},
-         "memory_max"),
+         "containers[0].memory: '50X' is not a size"),
         ({"handbuilt_containers": [{"name": "a", "command": []}]}, "command"),
+        ({"handbuilt_containers": [{"name": "a", "cpus": 0}]}, "above 0"),
+        ({"handbuilt_containers": [{"name": "a", "ports": [{"host": 80, "container": 80}]},
+                                   {"name": "b", "ports": [{"host": 80, "container": 81}]}]},
+         "tcp port 80 is also published by a"),
     ]
     for extra, message in cases:
         run = ansible.playbook(BUILD, extra_vars=dict(world, **extra))
         assert run.rc != 0 and message in run.output, (extra, run)
+        # Refused on the controller, before any module ran on the host.
+        assert run.tasks[-1]["task"].endswith("Validate the declared network, images and containers")
         assert snapshot() == conftest.EMPTY, extra

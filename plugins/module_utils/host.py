@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright: handbuilt.containers contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What this host's kernel offers: features, cgroup controllers, pyroute2.
+
+Read-only and cheap (a few files), so host_info reports it and compose checks
+what its declaration needs before changing anything.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Kernel feature -> (module name, kernel config option, a path that proves it is present)
+KERNEL_FEATURES = {
+    "netns": (None, "CONFIG_NET_NS", "/proc/self/ns/net"),
+    "bridge": ("bridge", "CONFIG_BRIDGE", "/sys/module/bridge"),
+    "veth": ("veth", "CONFIG_VETH", "/sys/module/veth"),
+    "overlay": ("overlay", "CONFIG_OVERLAY_FS", "/sys/module/overlay"),
+    "vxlan": ("vxlan", "CONFIG_VXLAN", "/sys/module/vxlan"),
+    "nf_tables": ("nf_tables", "CONFIG_NF_TABLES", "/sys/module/nf_tables"),
+}
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer")
+
+
+def read(path):
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def kernel_config():
+    """The running kernel's build options, where the kernel exposes them."""
+    import gzip
+
+    try:
+        with gzip.open("/proc/config.gz", "rt") as fh:
+            return fh.read()
+    except OSError:
+        return read("/boot/config-%s" % os.uname().release)
+
+
+def kernel_feature(name, release, config):
+    """builtin, loaded, module (loadable), missing, or unknown (nothing to tell by)."""
+    module, option, proof = KERNEL_FEATURES[name]
+    if name == "overlay" and "overlay" in read("/proc/filesystems"):
+        return "loaded"
+    if os.path.exists(proof):
+        return "loaded" if module else "builtin"
+    if "%s=y" % option in config:
+        return "builtin"
+    if "%s=m" % option in config:
+        return "module"
+    if module:
+        if "/%s.ko" % module in read("/lib/modules/%s/modules.builtin" % release):
+            return "builtin"
+        if "/%s.ko" % module in read("/lib/modules/%s/modules.dep" % release):
+            return "module"
+    return "missing" if config or os.path.isdir("/lib/modules/" + release) else "unknown"
+
+
+def cgroups():
+    mounts = [line.split() for line in read("/proc/self/mounts").splitlines()]
+    v2 = [m[1] for m in mounts if m[2] == "cgroup2"]
+    v1 = {}
+    for m in mounts:
+        if m[2] == "cgroup":
+            for option in m[3].split(","):
+                if option in V1_CONTROLLERS:
+                    v1[option] = m[1]
+    unified = read(os.path.join(v2[0], "cgroup.controllers")).split() if v2 else []
+    if v1 and unified:
+        return {"version": "hybrid", "controllers": sorted(set(v1) | set(unified)),
+                "v1": sorted(v1), "v2": unified}
+    if v1:
+        return {"version": 1, "controllers": sorted(v1)}
+    return {"version": 2, "controllers": unified}
+
+
+def pyroute2_version():
+    try:
+        import pyroute2
+    except ImportError:
+        return None
+    return getattr(pyroute2, "__version__", "unknown")
+
+
+def missing(require):
+    """The required features this host lacks, each with why; ValueError on an unknown name."""
+    release = os.uname().release
+    config = None
+    controllers = None
+    lacking = []
+    for need in require:
+        if need.startswith("cgroup:"):
+            if controllers is None:
+                controllers = cgroups()["controllers"]
+            if need.split(":", 1)[1] not in controllers:
+                lacking.append("%s (cgroup controller not available)" % need)
+        elif need == "pyroute2":
+            if pyroute2_version() is None:
+                lacking.append("pyroute2 (install python3-pyroute2)")
+        elif need in KERNEL_FEATURES:
+            _module, _option, proof = KERNEL_FEATURES[need]
+            if os.path.exists(proof):
+                continue  # the common case, without reading the kernel config
+            if config is None:
+                config = kernel_config()
+            if kernel_feature(need, release, config) == "missing":
+                lacking.append("%s (kernel feature: not built in and no module for %s)" % (need, release))
+        else:
+            raise ValueError("unknown feature %r" % need)
+    return lacking
