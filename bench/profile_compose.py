@@ -37,6 +37,7 @@ def main(args_path, out_path, top=30):
     t_pyroute2 = time.perf_counter() - t0
     t0 = time.perf_counter()
     from ansible_collections.handbuilt.containers.plugins.module_utils.compose import Stack
+    from ansible_collections.handbuilt.containers.plugins.module_utils.declaration import Network
     from ansible_collections.handbuilt.containers.plugins.module_utils.netlink import Netlink
     t_utils = time.perf_counter() - t0
     report.write("python %s, %d containers (workload %s)\n" % (sys.version.split()[0], len(p["containers"]),
@@ -50,8 +51,9 @@ def main(args_path, out_path, top=30):
         prof.enable()
         netlink = Netlink()
         try:
-            stack = Stack(netlink, p["containers"], p["bridge"], p["subnet"], gateway=p["gateway"],
-                          state=state, state_dir=p["state_dir"], data_dir=p["data_dir"],
+            stack = Stack(netlink, p["containers"], Network(p["bridge"], p["subnet"], p["gateway"]),
+                          state=state, images=p.get("images"), masquerade=p.get("masquerade", False),
+                          state_dir=p["state_dir"], data_dir=p["data_dir"],
                           cgroup_parent=p["cgroup_parent"],
                           cgroup_relative_to_pid=p["cgroup_relative_to_pid"],
                           firewall_backend="auto", check_mode=False)

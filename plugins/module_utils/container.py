@@ -445,10 +445,12 @@ class Record:
 class Container(Resource):
     """A container: started, stopped or absent."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params, check_mode=False, report_addresses=True):
         super().__init__()
         p = params
         self.check_mode = check_mode
+        # compose knows each container's address already: no netlink dump per container.
+        self.report_addresses = report_addresses
         self.name = container_name("name", p["name"])
         self.state_dir = p["state_dir"]
         self.desired = p.get("state") or "started"
@@ -731,7 +733,8 @@ class Container(Resource):
             os.close(write_fd)
             log.close()
         try:
-            proc.wait(timeout=START_TIMEOUT)
+            # The report comes from the supervisor (the first process forks it and
+            # exits); read it as it arrives - Popen.wait(timeout) would poll.
             data = b""
             deadline = time.monotonic() + START_TIMEOUT
             while True:
@@ -744,6 +747,11 @@ class Container(Resource):
                 data += chunk
         finally:
             os.close(read_fd)
+            try:
+                proc.wait(timeout=START_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         try:
             report = json.loads(data.decode().splitlines()[0])
         except (ValueError, IndexError):
@@ -779,10 +787,12 @@ class Container(Resource):
         return {"state": "absent"}
 
     def facts(self, current):
-        return {"container": current["record"].describe()}
+        return {"container": current["record"].describe(with_addresses=self.report_addresses)}
 
 
-def _wait(predicate, timeout, interval=0.02):
+def _wait(predicate, timeout, interval=0.001):
+    """Poll ``predicate`` until true or ``timeout``: from 1 ms (a process that takes a
+    signal is usually gone within a few) backing off to 0.2 s."""
     deadline = time.monotonic() + timeout
     while True:
         if predicate():
@@ -790,7 +800,7 @@ def _wait(predicate, timeout, interval=0.02):
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-        interval = min(interval * 1.5, 0.2)
+        interval = min(interval * 2, 0.2)
 
 
 def _tail(path, size=2000):

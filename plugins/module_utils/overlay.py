@@ -128,8 +128,19 @@ def parse_mountinfo_line(line):
     return entry
 
 
+_PARSED = {}  # mountinfo line -> its entry: compose reads mountinfo once per container
+
+
 def parse_mountinfo(text):
-    return [parse_mountinfo_line(line) for line in text.splitlines() if line.strip()]
+    """Every mount of mountinfo ``text``; the entries are shared, treat them as read-only."""
+    entries = []
+    for line in text.splitlines():
+        entry = _PARSED.get(line)
+        if entry is None and line.strip():
+            entry = _PARSED[line] = parse_mountinfo_line(line)
+        if entry is not None:
+            entries.append(entry)
+    return entries
 
 
 def read_mountinfo(path=MOUNTINFO):
