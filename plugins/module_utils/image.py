@@ -101,7 +101,8 @@ def apt_mirror(text_by_file):
     """The Debian archive URI from apt sources ({file name: text}), or None.
 
     One-line ``deb URI suite comps`` entries and deb822 ``.sources`` stanzas are read;
-    security and updates archives are skipped.
+    security and updates archives are skipped, and so are entries without the ``main``
+    component (third-party repositories such as ``.../linux/debian bookworm stable``).
     """
     entries = []
     for fname in sorted(text_by_file):
@@ -116,16 +117,18 @@ def apt_mirror(text_by_file):
                     fields[key.strip().lower()] = value.split()
                 if "deb" in fields.get("types", []):
                     for uri in fields.get("uris", []):
-                        entries.append((uri, fields.get("suites", [])))
+                        entries.append((uri, fields.get("suites", []), fields.get("components", [])))
         else:
             for line in text.splitlines():
                 line = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0])
                 words = line.split()
                 if len(words) >= 3 and words[0] == "deb":
-                    entries.append((words[1], [words[2]]))
-    for uri, suites in entries:
+                    entries.append((words[1], [words[2]], words[3:]))
+    for uri, suites, components in entries:
         if "security" in uri or all(s.endswith(("-security", "-updates", "-backports"))
                                     for s in suites or ["x-updates"]):
+            continue
+        if "main" not in components:
             continue
         return uri.rstrip("/")
     return None
@@ -501,8 +504,9 @@ class Image(Resource):
             if not check_mode and self.spec is not None and os.path.lexists(self.build_dir):
                 try:
                     self._rmtree(self.build_dir)  # never leave a half-written image behind
+                    os.rmdir(self.dir)  # nor the image's directory if this was its first build
                 except OSError:
-                    pass
+                    pass  # other versions live there
             raise
 
     # --- views ---------------------------------------------------------------

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import io
 import os
 import subprocess
 import tarfile
+import threading
+import types
 
 import pytest
 from conftest import sh
@@ -28,6 +32,39 @@ def tmp(tmp_path):
 
 def image(task_name, tmp, image="busybox", **kw):
     return {"name": task_name, IMG: dict(kw, name=image, images_dir=str(tmp / "images"))}
+
+
+# Downloads from the test's own HTTP server never go through a proxy.
+LOCAL = {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+
+
+@pytest.fixture
+def serve():
+    """serve(directory) -> .url (http://127.0.0.1:<port>) and .log [(method, path, status)]:
+    a static HTTP server on the sandbox's lo, in a thread of the test; stopped after the test."""
+    servers = []
+
+    def start(directory):
+        log = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_request(self, code="-", size="-"):
+                log.append((self.command, self.path, int(code)))
+
+            def log_message(self, *args):
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return types.SimpleNamespace(url="http://127.0.0.1:%d" % httpd.server_address[1], log=log)
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_busybox_image_build_rebuild_and_use(ansible, tmp):
@@ -151,13 +188,100 @@ def test_rootfs_role(ansible, tmp):
     assert res.rc != 0 and "docker" in res.output, res
 
 
-@pytest.mark.skipif(os.environ.get("HANDBUILT_TEST_DEBOOTSTRAP") != "1",
-                    reason="debootstrap downloads ~40 MB from the host's apt mirror and takes ~75 s; "
-                           "set HANDBUILT_TEST_DEBOOTSTRAP=1 to run it")
-def test_debootstrap_image(ansible, tmp):
-    res = ansible.tasks([image("deb", tmp, image="debian", source="debootstrap", suite="bookworm"),
-                         image("again", tmp, image="debian", source="debootstrap", suite="bookworm")])
+def test_tarball_image_from_url(ansible, tmp, serve):
+    site = tmp / "site"
+    site.mkdir()
+    digest = make_tarball(str(site / "tiny.tar.gz"))
+    web = serve(site)
+    url, missing = web.url + "/tiny.tar.gz", web.url + "/missing.tar.gz"
+    good = dict(source="tarball", tarball=url, checksum="sha256:" + digest)
+    bad = dict(good, checksum="sha256:" + "0" * 64)
+
+    def task(name, **kw):
+        return dict(image(name, tmp, image="tiny", **kw), environment=LOCAL)
+
+    res = ansible.tasks([dict(task("bad", **bad), ignore_errors=True),
+                         dict(task("404", **dict(good, tarball=missing)), ignore_errors=True)])
+    msg = res.result("bad")["msg"]
+    assert res.result("bad")["failed"] and "checksum" in msg and digest in msg and url in msg, res
+    msg = res.result("404")["msg"]
+    assert res.result("404")["failed"] and "404" in msg and missing in msg, res
+    assert [r[1:] for r in web.log] == [("/tiny.tar.gz", 200), ("/missing.tar.gz", 404)]
+    # Neither failure left an image (nor a build dir, nor the download) behind.
+    left = tmp / "images/tiny"
+    assert not left.exists(), os.listdir(str(left))
+
+    web.log.clear()
+    res = ansible.tasks([task("good", **good), task("again", **good)])
     assert res.rc == 0 and res.changed == 1, res
-    rootfs = res.result("deb")["rootfs"]
-    assert "bookworm" in open(rootfs + "/etc/os-release").read()
-    assert ansible.tasks([image("gone", tmp, image="debian", state="absent")]).changed == 1
+    built = res.result("good")
+    assert built["image"]["source"] == "tarball" and built["image"]["manifest"]["source"] == {
+        "source": "tarball", "checksum": "sha256:" + digest}
+    rootfs = built["rootfs"]
+    assert open(rootfs + "/etc/os-release").read() == "NAME=tiny\n"
+    assert os.readlink(rootfs + "/bin/sh") == "/bin/busybox"
+    assert sorted(os.listdir(os.path.dirname(rootfs))) == ["manifest.json", "rootfs"]  # no source.tar
+    again = res.result("again")
+    assert again["changed"] is False and again["commands"] == [] and again["rootfs"] == rootfs
+    assert [r[1:] for r in web.log] == [("/tiny.tar.gz", 200)]  # downloaded once, not again
+
+    assert ansible.tasks([image("gone", tmp, image="tiny", state="absent")]).changed == 1
+    assert os.listdir(str(tmp / "images")) == []
+
+
+# A partial Debian mirror (bookworm minbase, genuine signed Release files and .debs) that
+# tests/tools/debian-mirror.sh builds outside the sandbox; served here on 127.0.0.1 only.
+MIRROR_CACHE = os.path.join(os.environ.get("HANDBUILT_MIRROR_CACHE")
+                            or os.path.expanduser("~/.cache/handbuilt-mirror"), "bookworm")
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(MIRROR_CACHE, ".complete")),
+                    reason="no Debian mirror cache at %s: run tests/tools/debian-mirror.sh outside "
+                           "the sandbox first (it downloads ~40 MB from deb.debian.org once)"
+                           % MIRROR_CACHE)
+def test_debootstrap_image(ansible, tmp, serve):
+    mirror = serve(MIRROR_CACHE)
+    deb = dict(source="debootstrap", suite="bookworm", mirror=mirror.url + "/debian")
+
+    def task(name, image_name="debian", **kw):
+        return dict(image(name, tmp, image=image_name, **dict(deb, **kw)), environment=LOCAL)
+
+    res = ansible.tasks([task("deb"), task("again")])
+    assert res.rc == 0 and res.changed == 1, res
+    built, again = res.result("deb"), res.result("again")
+    assert again["changed"] is False and again["commands"] == [] and again["rootfs"] == built["rootfs"]
+    assert built["image"]["manifest"]["source"]["mirror"] == mirror.url + "/debian"
+    rootfs = built["rootfs"]
+    assert "VERSION_CODENAME=bookworm" in open(rootfs + "/etc/os-release").read().splitlines()
+    assert os.access(rootfs + "/bin/sh", os.X_OK) and os.access(rootfs + "/usr/bin/apt-get", os.X_OK)
+    out = sh("chroot", rootfs, "/bin/sh", "-c", "dpkg-query -W -f '${Status}' apt; echo; apt-get --version")
+    assert out.startswith("install ok installed\napt "), out
+    # Everything came from the served mirror, signed Release first; nothing was missing.
+    paths = [path for _, path, _ in mirror.log]
+    assert paths[0] == "/debian/dists/bookworm/InRelease", paths[:3]
+    assert not [r for r in mirror.log if r[2] != 200], mirror.log
+    assert len([p for p in paths if p.startswith("/debian/pool/") and p.endswith(".deb")]) > 50
+
+    # debootstrap checks the signature with Debian's keyring: a forged InRelease is refused.
+    forged = tmp / "forged/debian"
+    os.makedirs(str(forged / "dists/bookworm"))
+    os.symlink(os.path.join(MIRROR_CACHE, "debian/pool"), str(forged / "pool"))
+    for name in ("main", "Release", "Release.gpg"):
+        os.symlink(os.path.join(MIRROR_CACHE, "debian/dists/bookworm", name),
+                   str(forged / "dists/bookworm" / name))
+    text = open(os.path.join(MIRROR_CACHE, "debian/dists/bookworm/InRelease")).read()
+    assert "\nLabel: Debian\n" in text
+    (forged / "dists/bookworm/InRelease").write_text(text.replace("\nLabel: Debian\n", "\nLabel: Debain\n"))
+    evil = serve(tmp / "forged")
+    res = ansible.tasks([dict(task("forged", image_name="forged", mirror=evil.url + "/debian"),
+                              ignore_errors=True)])
+    msg = res.result("forged")["msg"]
+    assert res.result("forged")["failed"] and "Invalid Release signature" in msg, res
+    left = tmp / "images/forged"
+    assert not left.exists(), os.listdir(str(left))
+    assert not [p for _, p, _ in evil.log if "/pool/" in p], evil.log  # stopped before any .deb
+
+    res = ansible.tasks([image("gone", tmp, image="debian", state="absent"),
+                         image("gone too", tmp, image="forged", state="absent")])
+    assert res.rc == 0 and res.result("gone")["changed"], res
+    assert os.listdir(str(tmp / "images")) == []

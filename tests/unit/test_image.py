@@ -40,6 +40,11 @@ def test_apt_mirror_deb822_and_one_line():
            "deb [arch=amd64] http://mirror.example/debian/ bookworm main\n")
     assert im.apt_mirror({"/etc/apt/sources.list": one}) == "http://mirror.example/debian"
     assert im.apt_mirror({"/etc/apt/sources.list": "# nothing\n"}) is None
+    # A third-party repository sorting first is not Debian's archive (no main component).
+    docker = "deb [arch=amd64] https://download.docker.com/linux/debian bookworm stable\n"
+    assert im.apt_mirror({"/etc/apt/sources.list.d/a-docker.list": docker,
+                          "/etc/apt/sources.list.d/debian.sources": deb822}) == \
+        "http://deb.debian.org/debian"
 
 
 @pytest.mark.parametrize("kw,param", [
