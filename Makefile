@@ -23,7 +23,7 @@ MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 
 help:
 	@echo "make demo        build the demo containers on this host (then: make demo-clean)"
-	@echo "make test        every test: lint, ansible-doc, unit, sandboxed kernel tests (make vm-test: qemu VMs)"
+	@echo "make test        every test: lint, ansible-doc, unit, sandboxed kernel tests, Molecule in qemu VMs"
 	@echo "make unit | integration | lint | vm-test | bench | docs"
 
 .stamp-apt: Makefile
@@ -79,12 +79,13 @@ debian-mirror: setup
 integration: setup debian-mirror
 	tests/sandbox.sh $(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
 
-# Molecule in qemu VMs (docs/vm-testing.md). Not yet part of `make test`: see issue 8's notes.
+# Molecule in qemu VMs (docs/vm-testing.md): scenarios default (one VM) and fleet (two VMs
+# joined by VXLAN). The guest image is built once and cached (~/.cache/handbuilt-vm).
 vm-test: setup
 	EXTRA_APT="$(APT_PACKAGES_VM)" $(MAKE) --no-print-directory -B .stamp-apt
 	MOLECULE=$(CURDIR)/$(BIN)/molecule tests/vm/run-molecule.sh default fleet
 
-test: setup lint doc-check unit integration
+test: setup lint doc-check unit integration vm-test
 	@echo "make test: all passed"
 
 bench: setup
