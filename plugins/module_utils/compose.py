@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import time
 
 from ansible_collections.handbuilt.containers.plugins.module_utils import declaration, host, validate
 from ansible_collections.handbuilt.containers.plugins.module_utils.netmodel import Bridge, Netns, Veth
@@ -198,7 +199,9 @@ class Stack:
         """(kind, resource) pairs of one container, in the order they are built."""
         name, state = spec["name"], self.state
         common = dict(state=state, force=self.force)
-        parts = [("netns", Netns(self.nl, name, state_dir=self.state_dir, **common))]
+        # Removed with the stack, a namespace takes its veth with it (see _veth_goes_with_netns).
+        parts = [("netns", Netns(self.nl, name, state_dir=self.state_dir,
+                                 links_first=state == "present", **common))]
         parts.append(("veth", Veth(
             self.nl, spec.get("veth") or "hb-" + name, PEER_NAME, netns=name, bridge=self.bridge,
             addresses=["%s/%d" % (address, self.subnet.prefixlen)] if address else None,
@@ -325,13 +328,24 @@ class Stack:
             processes += [(name, r) for kind, r in self.plans[name] if kind == "container"]
         if self.state == "absent":
             self._processes(processes, entries, own_diffs)
+        leaving = []  # host ends of veths that go with their namespace
         for spec in self.containers:
             name = spec["name"]
             parts = [(kind, r) for kind, r in self.plans[name] if kind != "container"]
-            for kind, resource in parts if self.state == "present" else parts[::-1]:
-                self._run(kind, name, resource, entries[name], own_diffs[name])
+            if self.state == "present":
+                for kind, resource in parts:
+                    self._run(kind, name, resource, entries[name], own_diffs[name])
+                continue
+            parts = dict(parts)
+            for kind in ("overlay", "cgroup"):
+                if kind in parts:
+                    self._run(kind, name, parts[kind], entries[name], own_diffs[name])
+            leaving += self._remove_network(name, parts["veth"], parts["netns"], entries[name],
+                                            own_diffs[name])
         if self.state == "present":
             self._processes(processes, entries, own_diffs)
+        elif leaving and not self.check_mode:
+            self._wait_gone(leaving)
         commands = []
         for spec in self.containers:
             name, entry = spec["name"], entries[spec["name"]]
@@ -345,12 +359,70 @@ class Stack:
             results[name] = entry
         return commands
 
+    def _remove_network(self, name, veth, netns, entry, diffs):
+        """A container's veth and namespace, removed; the host ends left to wait for.
+
+        ``ip link del`` of a veth waits for an RCU grace period each; the kernel
+        removes the veths of dying namespaces in one batch. So when the pair's
+        peer lies in the container's namespace, deleting the namespace deletes
+        the veth (50 containers: 0.23 s instead of 1.7 s, measured here) and
+        compose waits once, at the end, until the host ends are gone.
+        """
+        state = veth.read()
+        ops = veth.plan(state)  # refuses a veth that is not ours, as an explicit delete would
+        before = veth.view(state)
+        goes = bool(ops) and state["peer_where"] == "netns"
+        self._run("netns", name, netns, entry, diffs)
+        if not (goes and entry["netns"]["changed"]):
+            self._run("veth", name, veth, entry, diffs)
+            return []
+        # No command of its own: `ip netns del` above is the hand command that removes it.
+        result = dict(changed=True, commands=[], diff=dict(before=before, after=veth.predict(before)))
+        result["veth"] = None
+        self._record("veth", name, veth, result, entry, diffs)
+        return [veth.name]
+
+    def _wait_gone(self, names, timeout=10.0):
+        """Wait until the kernel's namespace clean-up removed these host links;
+        delete what is still there after ``timeout`` (a namespace kept alive)."""
+        from ansible_collections.handbuilt.containers.plugins.module_utils.netlink import find_link
+
+        ipr = self.nl.ipr()
+        pending, delay = list(names), 0.002
+        deadline = time.monotonic() + timeout
+        while pending:
+            pending = [n for n in pending if find_link(ipr, n) is not None]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                for n in pending:
+                    link = find_link(ipr, n)
+                    if link is not None:
+                        ipr.link("del", index=link["index"])
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
     def _remove_empty_dirs(self):
-        """The stack's own directories, innermost first, once nothing is left in them."""
+        """The stack's own directories, innermost first, once nothing is left in them.
+
+        Check mode counts what this run removes as gone (the containers' layers, the
+        listed images); the state dir's contents it cannot predict, so it reads them.
+        """
+        containers = os.path.join(self.data_dir, "containers")
+        images = os.path.join(self.data_dir, "images")
+        going = {containers: {spec["name"] for spec in self.containers},
+                 images: {name for name, _ in self.images}}
         commands = []
-        for path in (os.path.join(self.data_dir, "containers"), os.path.join(self.data_dir, "images"),
-                     self.data_dir, self.state_dir):
-            if os.path.isdir(path) and not os.listdir(path):
+        for path in (containers, images, self.data_dir, self.state_dir):
+            if not os.path.isdir(path):
+                continue
+            left = set(os.listdir(path))
+            if self.check_mode:
+                left -= going.get(path, set())
+                if path == self.data_dir:
+                    left -= {os.path.basename(d) for d in going if "rmdir " + d in commands}
+            if not left:
                 commands += apply_plan([Op("rmdir " + path, os.rmdir, path)], self.check_mode)
         return commands
 

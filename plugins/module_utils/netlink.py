@@ -141,17 +141,20 @@ class Netlink:
         finally:
             os.close(home)
 
-    def delete_ns(self, name):
-        """What `ip netns del NAME` does, after removing its links first.
+    def delete_ns(self, name, links_first=True):
+        """What `ip netns del NAME` does, by default after removing its links first.
 
         Deleting the links synchronously makes the host ends of veth pairs
         vanish now, not whenever the kernel's cleanup worker gets to it, so
-        the same names can be created again straight away.
+        the same names can be created again straight away. Without
+        ``links_first`` the kernel removes them with the namespace, in one
+        batch with every other namespace that dies meanwhile (compose's
+        teardown, which then waits for the host ends once).
         """
         path = self.ns_path(name)
         if name in self._sockets:
             ipr = self._sockets.pop(name)
-            for link in ipr.get_links():
+            for link in ipr.get_links() if links_first else ():
                 if get_kind(link) and link["index"] != 1:
                     try:
                         ipr.link("del", index=link["index"])

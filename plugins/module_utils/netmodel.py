@@ -213,10 +213,11 @@ class Netns(NetResource):
     """A named network namespace, as `ip netns add` makes it."""
 
     def __init__(self, netlink, name, state="present", loopback=True, force=False,
-                 state_dir="/run/handbuilt"):
+                 state_dir="/run/handbuilt", links_first=True):
         super().__init__(netlink, state, force)
         self.name = validate.nsname("name", name)
         self.loopback = loopback
+        self.links_first = links_first  # see Netlink.delete_ns
         self.state_dir = state_dir
         self.marker = os.path.join(state_dir, "netns", name)
 
@@ -242,7 +243,8 @@ class Netns(NetResource):
             if current is not None:
                 if not current["owned"] and not self.force:
                     raise not_ours("network namespace", name)
-                ops.append(Op(render(["ip", "netns", "del", name]), self.nl.delete_ns, name))
+                ops.append(Op(render(["ip", "netns", "del", name]), self.nl.delete_ns, name,
+                              self.links_first))
             if os.path.exists(self.marker):
                 ops.append(Op(render(["rm", "-f", self.marker]), remove_file, self.marker, self.state_dir))
             return ops

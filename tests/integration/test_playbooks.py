@@ -16,6 +16,7 @@ from conftest import ping, sh, snapshot
 
 BUILD = "playbooks/build_container.yml"
 TEARDOWN = "playbooks/teardown.yml"
+REMOVE = "Remove the stack - ports, containers, images, NAT, bridge, empty directories"
 STACK = "The stack - bridge, NAT, images, then every container's netns, veth, cgroup, rootfs, process, ports"
 
 
@@ -155,7 +156,19 @@ def test_network_only_containers_keep_addresses(ansible, world):
     assert before["b"]["address"] == after["b"]["address"]
     assert after["c"]["address"] not in (after["a"]["address"], after["b"]["address"])
     assert "hb-c" in sh("ip", "-br", "link")
-    assert ansible.playbook(TEARDOWN, extra_vars=dict(world, **three)).rc == 0
+    # Teardown deletes each namespace and lets the kernel take the veth with it (one batch),
+    # then waits for the host ends: check mode predicts exactly what the real run does.
+    check = ansible.playbook(TEARDOWN, check=True, extra_vars=dict(world, **three))
+    down = ansible.playbook(TEARDOWN, extra_vars=dict(world, **three))
+    assert down.rc == 0, down
+    removed = down.result(REMOVE)
+    # (check mode cannot know whether the state dir will be empty: everything but that line)
+    assert [x for x in removed["commands"] if x != "rmdir /run/handbuilt"] == \
+        [x for x in check.result(REMOVE)["commands"] if x != "rmdir /run/handbuilt"]
+    c = removed["containers"]["c"]
+    assert "ip netns del c" in c["commands"] and not [x for x in c["commands"] if "link del" in x]
+    assert c["changed"] and c["veth"]["changed"] and c["veth"]["veth"] is None
+    assert "ip link del br0" in removed["commands"]  # after the host ends were gone
     assert snapshot() == conftest.EMPTY
 
 
