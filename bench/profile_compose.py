@@ -62,7 +62,9 @@ def main(args_path, out_path, top=30):
             netlink.close()
         prof.disable()
         wall = time.perf_counter() - t0
-        summary[phase] = dict(seconds=wall, changed=result["changed"], commands=len(result["commands"]))
+        summary[phase] = dict(seconds=wall, changed=result["changed"], commands=len(result["commands"]),
+                              result_bytes=len(json.dumps(result)),
+                              diff_bytes=len(json.dumps(result.get("diff"))))
         report.write("=" * 78 + "\n%s (state=%s): %.3f s wall under cProfile, changed=%s, %d commands\n"
                      % (phase, state, wall, result["changed"], len(result["commands"])))
         for order in ("cumulative", "tottime"):

@@ -105,7 +105,6 @@ class Stack:
                  cgroup_parent="handbuilt", cgroup_relative_to_pid=None, firewall_backend="auto",
                  force=False, check_mode=False):
         self.nl = netlink
-        self.net = network
         self.bridge, self.subnet, self.gateway = network.bridge, network.subnet, network.gateway
         declaration.check_containers(containers, network)
         declaration.check_images(images or [])
