@@ -51,30 +51,24 @@ def _container_address(where, value, net):
     return ip
 
 
-def _number(where, value, kind, minimum, what):
-    """A number as Ansible's argument spec would convert it ("64" is 64), at least ``minimum``."""
+def _number(where, value, kind, minimum, what, above=False):
+    """A number as Ansible's argument spec would convert it ("64" is 64): at least
+    ``minimum``, or more than it with ``above``."""
     try:
         number = None if isinstance(value, bool) else kind(value)
     except (TypeError, ValueError):
         number = None
-    if number is None or number < minimum or (kind is int and float(value) != number):
+    if (number is None or number < minimum or (above and number == minimum)
+            or (kind is int and float(value) != number)):
         raise validate.InvalidInput(where, "%r must be %s" % (value, what))
     return number
-
-
-def _port_number(where, value):
-    port = _number(where, value, int, 1, "a port number (1-65535)")
-    if port > 65535:
-        raise validate.InvalidInput(where, "%r must be a port number (1-65535)" % (value,))
-    return port
 
 
 def _limits(where, spec):
     if spec.get("memory") is not None:
         validate.size(where + ".memory", spec["memory"])
     if spec.get("cpus") is not None:
-        if _number(where + ".cpus", spec["cpus"], float, 0, "a number of CPUs above 0") == 0:
-            raise validate.InvalidInput(where + ".cpus", "%r must be a number of CPUs above 0" % (spec["cpus"],))
+        _number(where + ".cpus", spec["cpus"], float, 0, "a number of CPUs above 0", above=True)
     if spec.get("pids") is not None:
         _number(where + ".pids", spec["pids"], int, 1, "a whole number of processes, at least 1")
 
@@ -115,8 +109,8 @@ def check_containers(containers, net):
             at = "%s.ports[%d]" % (where, i)
             if not isinstance(port, dict) or "host" not in port or "container" not in port:
                 raise validate.InvalidInput(at, "needs host and container (ports)")
-            host_port = _port_number(at + ".host", port["host"])
-            _port_number(at + ".container", port["container"])
+            host_port = validate.port(at + ".host", port["host"])
+            validate.port(at + ".container", port["container"])
             protocol = port.get("protocol") or "tcp"
             if protocol not in ("tcp", "udp"):
                 raise validate.InvalidInput(at + ".protocol", "%r must be tcp or udp" % (protocol,))

@@ -924,14 +924,7 @@ def ipv4_address(param, value):
     return addr
 
 
-def port(param, value):
-    if isinstance(value, bool):
-        raise InvalidInput(param, "%r is not a port number" % (value,))
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or not 1 <= value <= 65535:
-        raise InvalidInput(param, "%r must be a port number between 1 and 65535" % (value,))
-    return value
+port = validate.port
 
 
 def destination(param, value):

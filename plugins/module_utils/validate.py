@@ -121,6 +121,17 @@ def mtu(param, value):
     return value
 
 
+def port(param, value):
+    """A TCP/UDP port, 1-65535 (a string of digits counts, as Ansible's int type converts it)."""
+    if isinstance(value, bool):
+        raise InvalidInput(param, "%r is not a port number" % (value,))
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or not 1 <= value <= 65535:
+        raise InvalidInput(param, "%r must be a port number between 1 and 65535" % (value,))
+    return value
+
+
 def size(param, value, allow_max=True):
     """Bytes from '50M', '1G', '1024', 4096 or 'max' (returned as 'max')."""
     if isinstance(value, bool):
