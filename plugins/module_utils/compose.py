@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
 
 from ansible_collections.handbuilt.containers.plugins.module_utils import declaration, host, validate
 from ansible_collections.handbuilt.containers.plugins.module_utils.netmodel import Bridge, Netns, Veth
 from ansible_collections.handbuilt.containers.plugins.module_utils.plan import Op, PlanError, apply_plan
-from ansible_collections.handbuilt.containers.plugins.module_utils.resource import remove_file
+from ansible_collections.handbuilt.containers.plugins.module_utils.resource import remove_file, wait_until
 
 PEER_NAME = "eth0"
 PROCESS_WORKERS = 8  # containers started or stopped at once
@@ -387,20 +386,17 @@ class Stack:
         from ansible_collections.handbuilt.containers.plugins.module_utils.netlink import find_link
 
         ipr = self.nl.ipr()
-        pending, delay = list(names), 0.002
-        deadline = time.monotonic() + timeout
-        while pending:
-            pending = [n for n in pending if find_link(ipr, n) is not None]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                for n in pending:
-                    link = find_link(ipr, n)
-                    if link is not None:
-                        ipr.link("del", index=link["index"])
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        pending = list(names)
+
+        def gone():
+            pending[:] = [n for n in pending if find_link(ipr, n) is not None]
+            return not pending
+
+        if not wait_until(gone, timeout, interval=0.002, longest=0.05):
+            for n in pending:
+                link = find_link(ipr, n)
+                if link is not None:
+                    ipr.link("del", index=link["index"])
 
     def _remove_empty_dirs(self):
         """The stack's own directories, innermost first, once nothing is left in them.

@@ -37,7 +37,7 @@ from ansible_collections.handbuilt.containers.plugins.module_utils.plan import (
     PlanError,
     render,
 )
-from ansible_collections.handbuilt.containers.plugins.module_utils.resource import Resource
+from ansible_collections.handbuilt.containers.plugins.module_utils.resource import Resource, wait_until
 from ansible_collections.handbuilt.containers.plugins.module_utils.validate import (
     InvalidInput,
     abspath,
@@ -666,21 +666,21 @@ class Container(Resource):
                 os.kill(pid, self.stop_signal)
             except ProcessLookupError:
                 pass
-            if not _wait(lambda: not is_alive(pid, starttime), self.stop_timeout):
+            if not wait_until(lambda: not is_alive(pid, starttime), self.stop_timeout):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                if not _wait(lambda: not is_alive(pid, starttime), 10):
+                if not wait_until(lambda: not is_alive(pid, starttime), 10):
                     raise RuntimeError("process %d survived SIGKILL" % pid)
         shim_pid, shim_start = record.state.get("shim_pid"), record.state.get("shim_starttime")
         # The shim reaps the container, records its exit and leaves on its own.
-        if not _wait(lambda: not is_alive(shim_pid, shim_start), 5):
+        if not wait_until(lambda: not is_alive(shim_pid, shim_start), 5):
             try:
                 os.kill(shim_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _wait(lambda: not is_alive(shim_pid, shim_start), 5)
+            wait_until(lambda: not is_alive(shim_pid, shim_start), 5)
 
     def _remove(self, record):
         # Every mount the container made lives in its own mount namespace and went
@@ -788,19 +788,6 @@ class Container(Resource):
 
     def facts(self, current):
         return {"container": current["record"].describe(with_addresses=self.report_addresses)}
-
-
-def _wait(predicate, timeout, interval=0.001):
-    """Poll ``predicate`` until true or ``timeout``: from 1 ms (a process that takes a
-    signal is usually gone within a few) backing off to 0.2 s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-        interval = min(interval * 2, 0.2)
 
 
 def _tail(path, size=2000):

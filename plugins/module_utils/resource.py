@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 import traceback
 
 from ansible_collections.handbuilt.containers.plugins.module_utils.plan import (
@@ -77,6 +78,20 @@ class Resource:
             result["adopted"] = True
         result.update(self.facts(current))
         return result
+
+
+def wait_until(predicate, timeout, interval=0.001, longest=0.2):
+    """Poll ``predicate`` until true (True) or ``timeout`` seconds pass (False): from 1 ms
+    (a process that takes a signal, a link the kernel is removing, is usually gone within
+    a few) backing off to ``longest``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+        interval = min(interval * 2, longest)
 
 
 LOCK_DIR = "/run/lock"  # the FHS place for lock files (a tmpfs on Debian)
