@@ -151,18 +151,13 @@ class Stack:
             self._firewall_host = Host()
         return self._firewall_host
 
-    def claimed(self, kind, name):
-        """Whether a firewall resource of ours holds its ip_forward claim (exists or did)."""
-        return os.path.exists(os.path.join(self.state_dir, "sysctl", "net.ipv4.ip_forward",
-                                           "%s@%s" % (kind, name)))
-
     def masquerade(self, wanted):
         """The subnet's NAT, the same resource as the masquerade module's default name."""
         from ansible_collections.handbuilt.containers.plugins.module_utils.firewall import Masquerade
 
         name = str(self.subnet).replace("/", "-")
         present = wanted and self.state == "present"
-        if not present and not self.claimed("masquerade", name):
+        if not present and not Masquerade.holds_ip_forward(name, self.state_dir):
             return None  # not wanted now and none of ours: no firewall work at all
         return Masquerade(str(self.subnet), name=name, exclude_interface=self.bridge,
                           state="present" if present else "absent", backend=self.firewall_backend,
@@ -197,7 +192,7 @@ class Stack:
         """(kind, resource) pairs of one container, in the order they are built."""
         name, state = spec["name"], self.state
         common = dict(state=state, force=self.force)
-        # Removed with the stack, a namespace takes its veth with it (see _veth_goes_with_netns).
+        # Removed with the stack, a namespace takes its veth with it (see _remove_network).
         parts = [("netns", Netns(self.nl, name, state_dir=self.state_dir,
                                  links_first=state == "present", **common))]
         parts.append(("veth", Veth(
@@ -260,7 +255,7 @@ class Stack:
                                   destination="%s:%s" % (self.addresses[spec["name"]],
                                                          port["container"])))
         name = "compose-" + self.bridge
-        if not ports and not self.claimed("port_forward", name):
+        if not ports and not PortForward.holds_ip_forward(name, self.state_dir):
             return None  # nothing published now or before: no firewall work at all
         return PortForward(name, ports, state="present" if ports else "absent",
                            backend=self.firewall_backend, state_dir=self.state_dir,

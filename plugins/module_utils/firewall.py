@@ -523,6 +523,10 @@ class Sysctls:
         self.state_dir = state_dir
         self.holder = holder
 
+    def holds(self, key):
+        """Whether this holder has a claim on ``key`` (read without touching the sysctl)."""
+        return os.path.exists(os.path.join(self.root, key, self.holder))
+
     def read(self):
         """{key: {"value": ..., "original": ..., "holders": [...]}} for every claimed key."""
         state = {}
@@ -625,8 +629,18 @@ class Firewall(Resource):
         self.host = host or Host()
         self.backend = select_backend(self.host, backend)
         self.prefix = "%s/%s/%s/" % (OWNER, self.kind, name)
-        self.sysctls = Sysctls(state_dir, "%s@%s" % (self.kind, name))
+        self.sysctls = Sysctls(state_dir, self.sysctl_holder(name))
         self._routes = {}
+
+    @classmethod
+    def sysctl_holder(cls, name):
+        return "%s@%s" % (cls.kind, name)
+
+    @classmethod
+    def holds_ip_forward(cls, name, state_dir):
+        """Whether the resource ``name`` of this kind exists (or did, half-removed), from its
+        ip_forward claim alone: no firewall tool runs, nothing is built."""
+        return Sysctls(state_dir, cls.sysctl_holder(name)).holds("net.ipv4.ip_forward")
 
     # --- what the declaration wants --------------------------------------------
     def desired_rules(self):
