@@ -20,6 +20,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/lib.sh
+. "$HERE/lib.sh"
 DISTRO=bookworm
 CHECK=0
 PRUNE=0
@@ -163,14 +165,7 @@ run_step() {
 }
 stop_child() {
   [ -n "$child" ] || return 0
-  kill -TERM -- "-$child" 2>/dev/null || true
-  local i
-  for i in $(seq 50); do
-    kill -0 -- "-$child" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -KILL -- "-$child" 2>/dev/null || true
-  wait "$child" 2>/dev/null || true
+  stop_group "$child"
   child=""
 }
 

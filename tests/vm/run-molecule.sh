@@ -22,6 +22,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/lib.sh
+. "$HERE/lib.sh"
 REPO=$(cd "$HERE/../.." && pwd)
 cd "$REPO"
 
@@ -75,14 +77,7 @@ current=""
 job=""
 stop_job() {
   [ -n "$job" ] || return 0
-  kill -TERM -- "-$job" 2>/dev/null || true
-  local i
-  for i in $(seq 50); do
-    kill -0 -- "-$job" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -KILL -- "-$job" 2>/dev/null || true
-  wait "$job" 2>/dev/null || true
+  stop_group "$job"
   job=""
 }
 cleanup() {
