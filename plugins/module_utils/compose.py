@@ -221,9 +221,10 @@ class Stack:
                 return OverlayMount(state="mounted", state_dir=self.state_dir, force=self.force,
                                     check_mode=check_mode, **layers)
         else:
-            def overlay(check_mode):
+            def overlay(check_mode, stopped_first=()):
                 return OverlayMount(layers["path"], state="absent", state_dir=self.state_dir,
-                                    force=self.force, check_mode=check_mode)
+                                    force=self.force, check_mode=check_mode,
+                                    stopped_first=stopped_first)
         parts.append(("overlay", overlay))
         cgroup_dirs = None
         if cgroup is not None and state == "present":
@@ -330,9 +331,15 @@ class Stack:
                     self._run(kind, name, resource, entries[name], own_diffs[name])
                 continue
             parts = dict(parts)
-            for kind in ("overlay", "cgroup"):
-                if kind in parts:
-                    self._run(kind, name, parts[kind], entries[name], own_diffs[name])
+            if "overlay" in parts:
+                # The process was stopped above; in check mode it still runs, in its own
+                # mount namespace, on the overlay: tell the overlay it will be gone.
+                process = (entries[name].get("container") or {}).get("container") or {}
+                mount_ns = (process.get("namespaces") or {}).get("mount")
+                overlay = parts["overlay"](self.check_mode, [mount_ns] if mount_ns else [])
+                self._run("overlay", name, overlay, entries[name], own_diffs[name])
+            if "cgroup" in parts:
+                self._run("cgroup", name, parts["cgroup"], entries[name], own_diffs[name])
             leaving += self._remove_network(name, parts["veth"], parts["netns"], entries[name],
                                             own_diffs[name])
         if self.state == "present":
@@ -433,6 +440,10 @@ class Stack:
         else:
             commands = self._shared(ports, shared, diffs)
             commands += self._containers(containers, diffs)
+            unmounted = [entry["overlay"]["overlay"]["device"] for entry in containers.values()
+                         if entry.get("overlay", {}).get("overlay")]
+            for _, image in self.images:
+                image.expect_unmounted(unmounted)
             commands += self._shared(images + network[::-1], shared, diffs)
             commands += self._remove_empty_dirs()
         return dict(changed=bool(commands), commands=commands, containers=containers, diff=diffs,

@@ -197,6 +197,7 @@ class Image(Resource):
         self.timeout = timeout
         self.spec = None
         self._after = None
+        self.unmounted_first = ()  # see expect_unmounted
         if state == "absent":
             return
         if source == "busybox":
@@ -337,8 +338,15 @@ class Image(Resource):
                                 "overlay mounts) that use it first" % (self.name, version, users[0]))
         return [Op(render(["rm", "-rf", self.dir]), self._rmtree, self.dir)]
 
+    def expect_unmounted(self, devices):
+        """Overlays (superblocks ``major:minor``) that the same run unmounts before this
+        image's turn (compose removes its containers first): check mode predicts past
+        them; a real run finds them gone or refuses."""
+        if self.check_mode:
+            self.unmounted_first = tuple(devices)
+
     def _in_use(self):
-        return overlay.overlay_lowers_everywhere()
+        return overlay.overlay_lowers_everywhere(ignore_devices=self.unmounted_first)
 
     def _users(self, in_use, version):
         base = os.path.join(self.dir, version)

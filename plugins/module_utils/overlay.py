@@ -171,7 +171,7 @@ def mounts_beneath(mounts, path, exclude_self=True):
 
 # ---------------------------------------------------------------------------
 # Who uses a mount
-def other_namespace_users(dev, proc="/proc", propagation=()):
+def other_namespace_users(dev, proc="/proc", propagation=(), ignore=()):
     """Processes in *other* mount namespaces that hold a mount of superblock ``dev``.
 
     A copy that is a slave of our mount's peer group (``master:N`` for our
@@ -181,7 +181,8 @@ def other_namespace_users(dev, proc="/proc", propagation=()):
     A container that pivot_root-ed into an overlay has its own copy of the mount in
     its own mount namespace: unmounting ours would succeed and leave it running on
     the old layers while a new mount reuses the same upper/work dirs. One mountinfo
-    read per namespace, so this stays cheap.
+    read per namespace, so this stays cheap. Namespaces in ``ignore`` (``mnt:[ino]``)
+    are left out.
     """
     try:
         own = os.readlink(os.path.join(proc, "self/ns/mnt"))
@@ -195,7 +196,7 @@ def other_namespace_users(dev, proc="/proc", propagation=()):
             ns = os.readlink(os.path.join(proc, pid, "ns/mnt"))
         except OSError:
             continue
-        if ns == own or ns in seen:
+        if ns == own or ns in seen or ns in ignore:
             continue
         seen.add(ns)
         try:
@@ -364,8 +365,12 @@ class OverlayMount(Resource):
     """An overlayfs mount of ``lower`` (top first) + ``upper``/``work`` on ``path``."""
 
     def __init__(self, path, lower=None, upper=None, work=None, state="mounted",
-                 state_dir="/run/handbuilt", force=False, check_mode=False):
+                 state_dir="/run/handbuilt", force=False, check_mode=False, stopped_first=()):
         super().__init__()
+        # Mount namespaces (inodes) whose processes the same run stops before this
+        # overlay's turn (compose stops a container before unmounting its rootfs):
+        # check mode predicts past them; a real run still finds them gone or refuses.
+        self.stopped_first = {"mnt:[%d]" % ino for ino in stopped_first} if check_mode else set()
         if state not in ("mounted", "unmounted", "absent"):
             raise InvalidInput("state", "must be mounted, unmounted or absent")
         self.state = state
@@ -543,7 +548,8 @@ class OverlayMount(Resource):
 
     # --- steps ---------------------------------------------------------------
     def _busy_reasons(self, current, mount):
-        reasons = other_namespace_users(mount["dev"], propagation=mount.get("propagation", ()))
+        reasons = other_namespace_users(mount["dev"], propagation=mount.get("propagation", ()),
+                                        ignore=self.stopped_first)
         reasons += ["also mounted at %s" % m["mountpoint"] for m in current["mounts"]
                     if m["dev"] == mount["dev"] and m["mountpoint"] != self.path]
         reasons += ["mount beneath it: %s" % p for p in mounts_beneath(current["mounts"], self.path)]
@@ -631,11 +637,12 @@ def read_and_merge(mount):
     return {"mounts": read_mountinfo(), "mount": mount}
 
 
-def overlay_lowers_everywhere(proc="/proc"):
+def overlay_lowers_everywhere(proc="/proc", ignore_devices=()):
     """Every lower dir of every overlay mounted in any mount namespace of the host.
 
     Returns {lower dir: description of one user}; an image version is in use while
-    one of its directories is a lower layer somewhere.
+    one of its directories is a lower layer somewhere. Overlays whose superblock
+    (``major:minor``) is in ``ignore_devices`` are left out.
     """
     seen, lowers = set(), {}
     pids = ["self"] + [p for p in os.listdir(proc) if p.isdigit()]
@@ -655,6 +662,8 @@ def overlay_lowers_everywhere(proc="/proc"):
             try:
                 entry = parse_mountinfo_line(line)
             except (ValueError, IndexError):
+                continue
+            if entry["dev"] in ignore_devices:
                 continue
             for lower in entry.get("lower", []):
                 lowers.setdefault(lower, "the overlay on %s (pid %s, mount namespace %s)"

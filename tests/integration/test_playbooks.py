@@ -138,6 +138,12 @@ def test_build_rerun_check_change_teardown(ansible, world):
     assert result["web"]["container"]["container"]["pid"] == web_pid
     assert memory_limit(world["handbuilt_cgroup_parent"], "client") == 48 << 20
 
+    # Check mode on the built host predicts past what the run itself stops and unmounts
+    # first (the processes, then their overlays, then the image they used).
+    built = host_snapshot(world)
+    check_down = ansible.playbook(TEARDOWN, check=True, extra_vars=world)
+    assert check_down.rc == 0 and check_down.changed > 0, check_down
+    assert host_snapshot(world) == built, "check mode changed the host"
     down = ansible.playbook(TEARDOWN, extra_vars=world)
     assert down.rc == 0 and down.changed > 0, down
     assert host_snapshot(world) == before
