@@ -194,7 +194,8 @@ class Ansible:
     def __init__(self, python):
         self.python = python
 
-    def playbook(self, path, check=False, diff=False, extra_vars=None, inventory=None, netns=None):
+    def playbook(self, path, check=False, diff=False, extra_vars=None, inventory=None, netns=None,
+                 env=None, verbosity=0):
         """Run a playbook; with ``netns``, inside that namespace (a second "host")."""
         record = tempfile.NamedTemporaryFile(prefix="record-", suffix=".jsonl", delete=False)
         record.close()
@@ -204,7 +205,7 @@ class Ansible:
                    ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
                    ANSIBLE_CALLBACKS_ENABLED="record",
                    ANSIBLE_NOCOLOR="1",
-                   HANDBUILT_RECORD=record.name)
+                   HANDBUILT_RECORD=record.name, **(env or {}))
         argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path,
                 "-e", "ansible_python_interpreter=%s" % self.python]
         if inventory:
@@ -215,6 +216,8 @@ class Ansible:
             argv.append("--check")
         if diff:
             argv.append("--diff")
+        if verbosity:
+            argv.append("-" + "v" * verbosity)
         if netns:
             argv = ["ip", "netns", "exec", netns] + argv
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)

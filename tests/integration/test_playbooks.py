@@ -199,3 +199,35 @@ def test_bad_declarations_fail_before_anything_changes(ansible, world):
         # Refused on the controller, before any module ran on the host.
         assert run.tasks[-1]["task"].endswith("Validate the declared network, images and containers")
         assert snapshot() == conftest.EMPTY, extra
+
+
+def test_payload_cache_kept_across_runs(ansible, tmp_path):
+    """Every module runs through the run_module action: its AnsiballZ payload is built once
+    and reused by the next ansible-playbook run, and only from a private directory."""
+    cache = tmp_path / "payloads"
+    env = {"HANDBUILT_PAYLOAD_CACHE": str(cache)}
+    tasks = [{"name": "read the host", "handbuilt.containers.host_info": {},
+              "register": "host"},
+             {"ansible.builtin.assert": {"that": ["host.features is defined"]}}]
+
+    first = ansible.tasks(tasks, env=env, verbosity=3)
+    assert first.rc == 0, first
+    assert "handbuilt payload cache: host_info saved in %s" % cache in first.output
+    saved = os.listdir(cache)
+    assert len(saved) == 1 and saved[0].startswith("host_info-")
+    assert os.listdir(cache / saved[0])[0].startswith(
+        "ansible_collections.handbuilt.containers.plugins.modules.host_info-")
+
+    second = ansible.tasks(tasks, env=env, verbosity=3)
+    assert second.rc == 0, second
+    assert "handbuilt payload cache: host_info restored from %s" % cache in second.output
+    assert "saved in" not in second.output
+
+    cache.chmod(0o777)  # anyone could plant code there: not used, and nothing fails
+    third = ansible.tasks(tasks, env=env, verbosity=3)
+    assert third.rc == 0, third
+    assert "is not a private directory, not used" in third.output
+    assert "restored from" not in third.output
+
+    off = ansible.tasks(tasks, env={"HANDBUILT_PAYLOAD_CACHE": "off"}, verbosity=3)
+    assert off.rc == 0 and "handbuilt payload cache" not in off.output, off
