@@ -387,6 +387,7 @@ class Stack:
         delete what is still there after ``timeout`` (a namespace kept alive)."""
         from ansible_collections.handbuilt.containers.plugins.module_utils.netlink import find_link
 
+        self.nl.stop_caching()  # polling must see the kernel, not a dump
         ipr = self.nl.ipr()
         pending = list(names)
 
@@ -432,6 +433,7 @@ class Stack:
         images = [("image", name, r) for name, r in self.images]
         ports = [("ports", "published", self.ports)] if self.ports is not None else []
         shared, containers, diffs = {}, {}, []
+        self.nl.cache_links()  # a re-run reads every link and writes none
         if self.state == "present":
             commands = apply_plan(self.ipam_ops, self.check_mode)
             commands += self._shared(network + images, shared, diffs)

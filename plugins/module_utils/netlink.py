@@ -95,6 +95,23 @@ class Netlink:
     def __init__(self, netns_dir="/run/netns"):
         self.netns_dir = netns_dir
         self._sockets = {}
+        self.caching = False  # see cache_links()
+
+    # --- reading many links before writing any ----------------------------
+    def cache_links(self):
+        """Answer link lookups from one dump per namespace, until the first write.
+
+        compose reads every container's links before it knows whether anything
+        must change; on a re-run nothing does, and one dump of the host's links
+        replaces three lookups per container. The first write anywhere
+        (``stop_caching()``, which every plan calls before it applies) ends it for the run.
+        """
+        self.caching = True
+
+    def stop_caching(self):
+        self.caching = False
+        for sock in self._sockets.values():
+            sock.links = None
 
     # --- namespaces -------------------------------------------------------
     def ns_path(self, name):
@@ -112,6 +129,7 @@ class Netlink:
 
     def create_ns(self, name):
         """What `ip netns add NAME` does: a new namespace bind-mounted on a file."""
+        self.stop_caching()
         path = self.ns_path(name)
         if not os.path.isdir(self.netns_dir):
             os.makedirs(self.netns_dir, 0o755)
@@ -151,6 +169,7 @@ class Netlink:
         batch with every other namespace that dies meanwhile (compose's
         teardown, which then waits for the host ends once).
         """
+        self.stop_caching()
         path = self.ns_path(name)
         if name in self._sockets:
             ipr = self._sockets.pop(name)
@@ -170,9 +189,9 @@ class Netlink:
         key = netns or ""
         if key not in self._sockets:
             if not netns:
-                self._sockets[key] = IPRoute()
+                self._sockets[key] = Socket(self, IPRoute())
             else:
-                self._sockets[key] = self._open_in(netns)
+                self._sockets[key] = Socket(self, self._open_in(netns))
         return self._sockets[key]
 
     def _open_in(self, netns):
@@ -192,11 +211,6 @@ class Netlink:
         """An fd of a namespace, for IFLA_NET_NS_FD; the caller closes it."""
         return os.open(self.ns_path(netns), os.O_RDONLY)
 
-    def forget(self, netns):
-        ipr = self._sockets.pop(netns or "", None)
-        if ipr is not None:
-            ipr.close()
-
     def close(self):
         for ipr in self._sockets.values():
             try:
@@ -204,6 +218,46 @@ class Netlink:
             except Exception:
                 pass
         self._sockets = {}
+
+
+class Socket:
+    """An IPRoute socket that answers link lookups from one dump while its Netlink caches.
+
+    Only ``link("get", ifname=|index=)`` and ``get_links()`` are served from the
+    dump; everything else goes to the socket, and any other ``link`` call (a
+    write) ends caching for the whole run.
+    """
+
+    def __init__(self, netlink, ipr):
+        self._netlink = netlink
+        self._ipr = ipr
+        self.links = None  # (by name, by index) of one dump
+
+    def _dump(self):
+        if self.links is None:
+            links = list(self._ipr.get_links())
+            self.links = ({l.get_attr("IFLA_IFNAME"): l for l in links}, {l["index"]: l for l in links})
+        return self.links
+
+    def get_links(self, *args, **kwargs):
+        if self._netlink.caching and not args and not kwargs:
+            return list(self._dump()[1].values())
+        return self._ipr.get_links(*args, **kwargs)
+
+    def link(self, command, **kwargs):
+        if command == "get" and self._netlink.caching and len(kwargs) == 1:
+            (field, value), = kwargs.items()
+            if field in ("ifname", "index"):
+                found = self._dump()[0 if field == "ifname" else 1].get(value)
+                if found is None:
+                    raise NetlinkError(errno.ENODEV, "No such device")
+                return [found]
+        elif command != "get":
+            self._netlink.stop_caching()
+        return self._ipr.link(command, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._ipr, name)
 
 
 # --- reading links ----------------------------------------------------------

@@ -60,6 +60,9 @@ class NetResource(Resource):
     def describe_error(self, exc):
         return describe_error(exc)
 
+    def writing(self):
+        self.nl.stop_caching()
+
     def check_kind(self, current, kind):
         """The link named by the task must be of the module's kind."""
         if current is not None and current["kind"] != kind:

@@ -62,10 +62,15 @@ class Resource:
     def describe_error(self, exc):
         return str(exc)
 
+    def writing(self):
+        """Called before a plan is applied: what was read may now be out of date."""
+
     def converge(self, check_mode):
         current = self.read()
         ops = self.plan(current)
         before = self.view(current)
+        if ops and not check_mode:
+            self.writing()
         commands = apply_plan(ops, check_mode, self.describe_error)
         if ops and not check_mode:
             current = self.read()
@@ -152,4 +157,8 @@ def run_module(module, build, cleanup=None, lock=True):
             cleanup()
     for warning in resource.warnings:
         module.warn(warning)
+    if not module._diff:
+        # Ansible shows a diff only with --diff; without it, don't ship one (compose's
+        # for 50 new containers is ~100 kB the controller would parse for nothing).
+        result.pop("diff", None)
     module.exit_json(**result)

@@ -178,6 +178,36 @@ def test_network_only_containers_keep_addresses(ansible, world):
     assert snapshot() == conftest.EMPTY
 
 
+def test_rerun_repairs_containers_broken_after_ones_that_are_fine(ansible, world):
+    """compose reads links from one dump until its first write; containers after a
+    repaired one must still be read from the kernel, in check mode and for real."""
+    three = dict(world, handbuilt_containers=[{"name": n} for n in ("a", "b", "c", "d")])
+    assert ansible.playbook(BUILD, extra_vars=three).rc == 0
+    sh("ip", "link", "set", "hb-b", "nomaster")   # b: off the bridge and down
+    sh("ip", "link", "set", "hb-b", "down")
+    sh("ip", "link", "del", "hb-c")               # c: its cable gone (both ends)
+    sh("ip", "-n", "d", "addr", "flush", "dev", "eth0")  # d: no address, no route
+
+    check = ansible.playbook(BUILD, check=True, extra_vars=three)
+    fix = ansible.playbook(BUILD, extra_vars=three)
+    assert fix.rc == 0 and fix.changed == 1, fix
+    stack = fix.result(STACK)["containers"]
+    assert not stack["a"]["changed"]
+    assert stack["b"]["commands"] == ["ip link set hb-b master br0",
+                                      "ip link set hb-b type bridge_slave hairpin on",
+                                      "ip link set hb-b up"]
+    assert stack["c"]["commands"][0].startswith("ip link add hb-c type veth peer name eth0 netns c")
+    assert [x.split(" broadcast")[0] for x in stack["d"]["commands"]] == [
+        "ip netns exec d ip addr add %s/24" % stack["d"]["address"],
+        "ip netns exec d ip route replace default via 10.10.0.1"]
+    assert check.result(STACK)["commands"] == fix.result(STACK)["commands"]
+    for name in "abcd":
+        assert ping(stack[name]["address"], netns="a" if name != "a" else "b")
+    assert ansible.playbook(BUILD, extra_vars=three).changed == 0
+    assert ansible.playbook(TEARDOWN, extra_vars=three).rc == 0
+    assert snapshot() == conftest.EMPTY
+
+
 def test_bad_declarations_fail_before_anything_changes(ansible, world):
     cases = [
         ({"handbuilt_containers": [{"name": "a"}, {"name": "a"}]}, "declared twice"),
