@@ -41,7 +41,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import platform
 import signal
 import sys
 import time
@@ -141,9 +140,10 @@ def umount2(target, flags=0):
 
 
 def pivot_root(new_root, put_old):
-    nr = SYS_PIVOT_ROOT.get(platform.machine())
+    machine = os.uname().machine  # what platform.machine() returns, without importing it
+    nr = SYS_PIVOT_ROOT.get(machine)
     if nr is None:
-        raise OSError(0, "pivot_root: unknown syscall number on %s" % platform.machine())
+        raise OSError(0, "pivot_root: unknown syscall number on %s" % machine)
     _check(_libc.syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
 
 
