@@ -236,7 +236,8 @@ class Socket:
     def _dump(self):
         if self.links is None:
             links = list(self._ipr.get_links())
-            self.links = ({l.get_attr("IFLA_IFNAME"): l for l in links}, {l["index"]: l for l in links})
+            self.links = ({msg.get_attr("IFLA_IFNAME"): msg for msg in links},
+                          {msg["index"]: msg for msg in links})
         return self.links
 
     def get_links(self, *args, **kwargs):

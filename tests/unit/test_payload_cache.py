@@ -106,3 +106,14 @@ def test_nothing_built_nothing_saved(tmp_path):
     os.makedirs(root)
     assert not pc.save(root, "netns-1", run, PREFIX)
     assert os.listdir(root) == []
+
+
+def test_every_module_runs_through_the_caching_action():
+    import yaml
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(repo, "meta", "runtime.yml")) as fh:
+        routing = yaml.safe_load(fh)["plugin_routing"]["modules"]
+    modules = sorted(n[:-3] for n in os.listdir(os.path.join(repo, "plugins", "modules"))
+                     if n.endswith(".py") and not n.startswith("_"))
+    assert sorted(routing) == modules
+    assert {r["action_plugin"] for r in routing.values()} == {"handbuilt.containers.run_module"}
