@@ -30,6 +30,14 @@ module returns), so it imports nothing but the standard library.
        ``{"error": ...}`` on REPORT_FD, closes every other fd and waits for
        the container, recording its exit status in ``DIR/exit.json``.
 
+``shim.py launch SOCK_FD``
+    Start many containers from one Python start-up (compose starts dozens at
+    once, and each start-up costs more than the kernel work). Each message on
+    the unix socket SOCK_FD carries a state dir, and a REPORT_FD and a log fd
+    as SCM_RIGHTS; for each, the launcher forks a process in a session of its
+    own, with its output in the log, that does what ``run`` does. It exits when
+    the socket closes.
+
 ``shim.py exec DIR ERR_FD [--cwd DIR] [--env K=V]... -- ARGV...``
     What ``docker exec`` does: join the container's cgroups and namespaces
     (``/proc/<pid>/ns/*``), fork into its pid namespace, drop to its
@@ -76,6 +84,9 @@ MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_MM = 35
+PR_SET_MM_ARG_START = 8
+PR_SET_MM_ARG_END = 9
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
@@ -149,6 +160,32 @@ def pivot_root(new_root, put_old):
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl(%d)" % option)
+
+
+_ARGV_BUFFERS = []  # what /proc/self/cmdline points at must live as long as the process
+
+
+def show_as(argv):
+    """Point /proc/self/cmdline (what ps shows) at ``argv``; False if the kernel refuses.
+
+    A process forked by the launcher keeps the launcher's command line; this gives
+    it the one a ``run`` start would have had. Needs CAP_SYS_RESOURCE (root)."""
+    data = b"\0".join(_b(arg) for arg in argv) + b"\0"
+    buf = ctypes.create_string_buffer(data, len(data))
+    start = ctypes.addressof(buf)
+    end = start + len(data)
+    # The kernel wants start <= end at every step: which to move first depends on
+    # where the new buffer lies relative to the old one.
+    for steps in (((PR_SET_MM_ARG_START, start), (PR_SET_MM_ARG_END, end)),
+                  ((PR_SET_MM_ARG_END, end), (PR_SET_MM_ARG_START, start))):
+        try:
+            for field, address in steps:
+                prctl(PR_SET_MM, field, address)
+        except OSError:
+            continue
+        _ARGV_BUFFERS.append(buf)
+        return True
+    return False
 
 
 def sethostname(name):
@@ -553,6 +590,36 @@ def run(state_dir, report_fd):
     os._exit(0)
 
 
+def launch(sock_fd):
+    import socket  # only here: run and exec start faster without it
+
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        message, fds, _, _ = socket.recv_fds(sock, 4096, 2)
+        if not message:
+            break  # the module closed its end: every container is started
+        report_fd, log_fd = fds
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            os.setsid()
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.close(log_fd)
+            state_dir = message.decode()
+            show_as([sys.executable, "-S", os.path.join(state_dir, "shim.py"), "run", state_dir,
+                     str(report_fd)])
+            try:
+                run(state_dir, report_fd)  # forks the supervisor, then exits
+            except BaseException as exc:  # noqa: BLE001
+                _write_json(report_fd, {"error": _describe(exc)})
+            os._exit(1)
+        os.close(report_fd)
+        os.close(log_fd)
+        os.waitpid(pid, 0)
+    os._exit(0)
+
+
 # --- exec: enter a running container -------------------------------------------
 def enter(state_dir, err_fd, argv, cwd=None, extra_env=None):
     os.set_inheritable(err_fd, False)
@@ -621,6 +688,8 @@ def enter(state_dir, err_fd, argv, cwd=None, extra_env=None):
 def main(args):
     if len(args) >= 3 and args[0] == "run":
         run(args[1], int(args[2]))
+    elif len(args) == 2 and args[0] == "launch":
+        launch(int(args[1]))
     elif len(args) >= 3 and args[0] == "exec":
         state_dir, err_fd, rest = args[1], int(args[2]), args[3:]
         cwd, env = None, {}
@@ -637,7 +706,7 @@ def main(args):
             raise SystemExit("shim exec: no command")
         enter(state_dir, err_fd, rest[1:], cwd, env)
     else:
-        raise SystemExit("usage: shim.py run DIR REPORT_FD | exec DIR ERR_FD [--cwd D] [--env K=V] -- ARGV")
+        raise SystemExit("usage: shim.py run DIR REPORT_FD | launch SOCK_FD | exec DIR ERR_FD [--cwd D] [--env K=V] -- ARGV")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,7 @@ class Stack:
         self.warnings = []
         self._layout = None
         self._firewall_host = None
+        self.launcher = None  # container.Launcher, made with the first container that has a process
         # Allocate addresses (recorded only when applied) and build every resource
         # now: bad input anywhere fails before anything changes.
         if state == "present":
@@ -203,8 +204,11 @@ class Stack:
         if not spec.get("command"):
             return parts
         from ansible_collections.handbuilt.containers.plugins.module_utils.cgroup import Cgroup
-        from ansible_collections.handbuilt.containers.plugins.module_utils.container import Container
+        from ansible_collections.handbuilt.containers.plugins.module_utils.container import Container, Launcher
         from ansible_collections.handbuilt.containers.plugins.module_utils.overlay import OverlayMount
+
+        if self.launcher is None:
+            self.launcher = Launcher()
 
         limits = dict(memory_max=spec.get("memory"), cpus=spec.get("cpus"), pids_max=spec.get("pids"))
         limits = {k: v for k, v in limits.items() if v is not None}
@@ -235,7 +239,8 @@ class Stack:
                       hostname=spec.get("hostname") or name, netns=name, cgroup=cgroup_dirs,
                       init=spec.get("init", True), stop_timeout=spec.get("stop_timeout", 5))
         parts.append(("container", lambda check_mode: Container(params, check_mode=check_mode,
-                                                                report_addresses=False)))
+                                                                report_addresses=False,
+                                                                launcher=self.launcher)))
         # The image and the rootfs exist only once earlier steps ran, so the overlay
         # and the container are built when their turn comes; built now in check
         # mode, they validate the declaration before anything changes.
@@ -296,17 +301,21 @@ class Stack:
     def _processes(self, jobs, entries, diffs):
         """Start (or stop) the containers' processes side by side.
 
-        Each start waits ~50 ms for its supervisor to report (a Python start-up
-        plus the namespace set-up, all in other processes); in threads those
-        waits overlap. Results are recorded in declaration order.
+        Each start waits for its supervisor to report (forked by one launcher,
+        then the namespace set-up, in other processes); in threads those waits
+        overlap. Results are recorded in declaration order.
         """
-        if len(jobs) > 1:
-            from concurrent.futures import ThreadPoolExecutor
+        try:
+            if len(jobs) > 1:
+                from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=min(PROCESS_WORKERS, len(jobs))) as pool:
-                done = list(pool.map(lambda job: self._converge(job[1]), jobs))
-        else:
-            done = [self._converge(resource) for _, resource in jobs]
+                with ThreadPoolExecutor(max_workers=min(PROCESS_WORKERS, len(jobs))) as pool:
+                    done = list(pool.map(lambda job: self._converge(job[1]), jobs))
+            else:
+                done = [self._converge(resource) for _, resource in jobs]
+        finally:
+            if self.launcher is not None:
+                self.launcher.close()
         for (name, _), (resource, result) in zip(jobs, done):
             self._record("container", name, resource, result, entries[name], diffs[name])
 

@@ -27,8 +27,10 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 from ansible_collections.handbuilt.containers.plugins.module_utils import _shim as shim
@@ -46,6 +48,7 @@ from ansible_collections.handbuilt.containers.plugins.module_utils.validate impo
 NETNS_DIR = "/run/netns"
 CGROUP_ROOT = "/sys/fs/cgroup"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SHIM_ENV = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"}
 DEFAULT_NAMESPACES = ("pid", "mount", "uts", "ipc")
 KNOWN_NAMESPACES = ("pid", "mount", "uts", "ipc", "net", "cgroup", "user")
 DEFAULT_USER_MAP = "0 100000 65536"
@@ -441,16 +444,57 @@ class Record:
         return result
 
 
+# --- starting many -----------------------------------------------------------------
+class Launcher:
+    """One ``shim.py launch`` process that starts every container of a compose run.
+
+    Starting a supervisor costs a Python start-up (~25 ms of CPU here), more than
+    the kernel work of a container; forked from one launcher, each costs a fork.
+    Thread-safe: compose starts containers from a thread pool. ``close()`` ends it.
+    """
+
+    def __init__(self):
+        self._sock = None
+        self._proc = None
+        self._lock = threading.Lock()
+
+    def start(self, shim_path, state_dir, report_fd, log_fd):
+        with self._lock:
+            if self._sock is None:
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                with theirs:
+                    self._proc = subprocess.Popen(
+                        [sys.executable, "-S", shim_path, "launch", str(theirs.fileno())],
+                        pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        start_new_session=True, cwd="/", env=SHIM_ENV)
+                self._sock = ours
+            # A launcher that died drops the fds it had: the caller sees EOF, no report.
+            socket.send_fds(self._sock, [state_dir.encode()], [report_fd, log_fd])
+
+    def close(self):
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()  # EOF: the launcher exits
+                self._sock = None
+                try:
+                    self._proc.wait(timeout=START_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+
+
 # --- the model ------------------------------------------------------------------
 class Container(Resource):
     """A container: started, stopped or absent."""
 
-    def __init__(self, params, check_mode=False, report_addresses=True):
+    def __init__(self, params, check_mode=False, report_addresses=True, launcher=None):
         super().__init__()
         p = params
         self.check_mode = check_mode
         # compose knows each container's address already: no netlink dump per container.
         self.report_addresses = report_addresses
+        self.launcher = launcher  # compose's: one Python start-up for all its containers
         self.name = container_name("name", p["name"])
         self.state_dir = p["state_dir"]
         self.desired = p.get("state") or "started"
@@ -724,11 +768,15 @@ class Container(Resource):
     def _spawn(self, cdir, shim_path, log_path):
         read_fd, write_fd = os.pipe()
         log = open(log_path, "ab")
+        proc = None
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-S", shim_path, "run", cdir, str(write_fd)],
-                pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, cwd="/", env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"})
+            if self.launcher is not None:
+                self.launcher.start(shim_path, cdir, write_fd, log.fileno())
+            else:
+                proc = subprocess.Popen(
+                    [sys.executable, "-S", shim_path, "run", cdir, str(write_fd)],
+                    pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    start_new_session=True, cwd="/", env=SHIM_ENV)
         finally:
             os.close(write_fd)
             log.close()
@@ -747,11 +795,12 @@ class Container(Resource):
                 data += chunk
         finally:
             os.close(read_fd)
-            try:
-                proc.wait(timeout=START_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            if proc is not None:
+                try:
+                    proc.wait(timeout=START_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         try:
             report = json.loads(data.decode().splitlines()[0])
         except (ValueError, IndexError):
@@ -828,7 +877,7 @@ def exec_in(state_dir, name, argv, chdir=None, env=None, timeout=None, stdin=Non
             words + [str(write_fd)] + opts + ["--"] + argv, pass_fds=(write_fd,),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, cwd="/",
-            env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"})
+            env=SHIM_ENV)
     finally:
         os.close(write_fd)
     timed_out = False

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -205,6 +206,47 @@ def test_rerun_repairs_containers_broken_after_ones_that_are_fine(ansible, world
         assert ping(stack[name]["address"], netns="a" if name != "a" else "b")
     assert ansible.playbook(BUILD, extra_vars=three).changed == 0
     assert ansible.playbook(TEARDOWN, extra_vars=three).rc == 0
+    assert snapshot() == conftest.EMPTY
+
+
+def shim_processes():
+    """pid -> command line of every process running a container shim."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"/shim.py") for a in args):
+            found[int(pid)] = [a.decode() for a in args if a]
+    return found
+
+
+def test_containers_start_from_one_launcher_that_does_not_stay(ansible, world):
+    """compose forks every supervisor from one launcher: a container that cannot start
+    fails the run naming its error, the others run, and no launcher is left behind."""
+    sleepers = [{"name": n, "image": "busybox", "command": ["/bin/sleep", "1000"]}
+                for n in ("a", "b", "c")]
+    broken = sleepers + [{"name": "bad", "image": "busybox", "command": ["/no/such/binary"],
+                          "init": False}]  # no init in between: exec itself fails
+    run = ansible.playbook(BUILD, extra_vars=dict(world, handbuilt_containers=broken))
+    assert run.rc != 0 and "/no/such/binary" in run.output, run
+
+    good = ansible.playbook(BUILD, extra_vars=dict(world, handbuilt_containers=sleepers))
+    assert good.rc == 0, good
+    stack = good.result(STACK)["containers"]
+    shims = set()
+    for name in "abc":
+        with open(os.path.join(stack[name]["container"]["container"]["state_dir"], "state.json")) as fh:
+            shims.add(json.load(fh)["shim_pid"])
+    assert set(shim_processes()) == shims  # the supervisors, and nothing else
+    for name in "abc":
+        pid = stack[name]["container"]["container"]["pid"]
+        assert sh("nsenter", "-t", str(pid), "-u", "hostname").strip() == name
+    assert ansible.playbook(BUILD, extra_vars=dict(world, handbuilt_containers=sleepers)).changed == 0
+    assert ansible.playbook(TEARDOWN, extra_vars=dict(world, handbuilt_containers=broken)).rc == 0
+    assert shim_processes() == {}
     assert snapshot() == conftest.EMPTY
 
 
