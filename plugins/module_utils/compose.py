@@ -332,6 +332,7 @@ class Stack:
         if self.state == "absent":
             self._processes(processes, entries, own_diffs)
         leaving = []  # host ends of veths that go with their namespace
+        removed_cgroups = []  # earlier containers' cgroups, gone by the next one's turn
         for spec in self.containers:
             name = spec["name"]
             parts = [(kind, r) for kind, r in self.plans[name] if kind != "container"]
@@ -340,15 +341,20 @@ class Stack:
                     self._run(kind, name, resource, entries[name], own_diffs[name])
                 continue
             parts = dict(parts)
+            # The process was stopped above; in check mode it still runs, in its own
+            # namespaces: tell the overlay and the cgroup it will be gone.
+            process = (entries[name].get("container") or {}).get("container") or {}
+            namespaces = process.get("namespaces") or {}
             if "overlay" in parts:
-                # The process was stopped above; in check mode it still runs, in its own
-                # mount namespace, on the overlay: tell the overlay it will be gone.
-                process = (entries[name].get("container") or {}).get("container") or {}
-                mount_ns = (process.get("namespaces") or {}).get("mount")
+                mount_ns = namespaces.get("mount")
                 overlay = parts["overlay"](self.check_mode, [mount_ns] if mount_ns else [])
                 self._run("overlay", name, overlay, entries[name], own_diffs[name])
             if "cgroup" in parts:
+                if self.check_mode:
+                    parts["cgroup"].expect_stopped(
+                        [namespaces["pid"]] if namespaces.get("pid") else [], removed_cgroups)
                 self._run("cgroup", name, parts["cgroup"], entries[name], own_diffs[name])
+                removed_cgroups.append(name)
             leaving += self._remove_network(name, parts["veth"], parts["netns"], entries[name],
                                             own_diffs[name])
         if self.state == "present":
@@ -455,6 +461,9 @@ class Stack:
                          if entry.get("overlay", {}).get("overlay")]
             for _, image in self.images:
                 image.expect_unmounted(unmounted)
+            nat = dict(self.network).get("masquerade")
+            if nat is not None and self.ports is not None:
+                nat.expect_removed_first(self.ports)  # check mode: after the ports' rules
             commands += self._shared(images + network[::-1], shared, diffs)
             commands += self._remove_empty_dirs()
         return dict(changed=bool(commands), commands=commands, containers=containers, diff=diffs,

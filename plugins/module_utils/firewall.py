@@ -631,6 +631,7 @@ class Firewall(Resource):
         self.prefix = "%s/%s/%s/" % (OWNER, self.kind, name)
         self.sysctls = Sysctls(state_dir, self.sysctl_holder(name))
         self._routes = {}
+        self.removed_first = []  # see expect_removed_first()
 
     @classmethod
     def sysctl_holder(cls, name):
@@ -651,6 +652,42 @@ class Firewall(Resource):
 
     def comment(self, rule):
         return self.prefix + rule.digest
+
+    def expect_removed_first(self, earlier):
+        """Check mode of a run that removes ``earlier`` (another firewall resource) just
+        before this one (compose's teardown: the ports, then the NAT): predict from what
+        it leaves - its rules gone, the chains it empties deleted, its sysctl claims
+        released. A real run reads the host after it."""
+        if self.check_mode:
+            self.removed_first.append(earlier)
+
+    def _without(self, state, earlier):
+        nft = state["nft"]
+        if nft is not None:
+            emptied = set()
+            for rule in [r for r in nft["rules"] if (r["comment"] or "").startswith(earlier.prefix)]:
+                nft["rules"].remove(rule)
+                nft["chains"][rule["chain"]] -= 1
+                if not nft["chains"][rule["chain"]]:
+                    emptied.add(rule["chain"])
+            for chain in emptied:
+                del nft["chains"][chain]
+            if emptied and not nft["chains"]:
+                nft["table"] = False
+        for tables in state["ipt"].values():
+            for table in tables.values():
+                ours = [(c, w) for c, w in table["rules"] if c.startswith("HANDBUILT-")
+                        and (comment_of(w) or "").startswith(earlier.prefix)]
+                left = [rule for rule in table["rules"] if rule not in ours]
+                for chain in {c for c, _ in ours} - {c for c, _ in left}:
+                    table["policies"].pop(chain, None)  # emptied: -X, and its jump goes
+                    left = [(c, w) for c, w in left if w[-2:] != ["-j", chain]]
+                table["rules"] = left
+        for key, entry in state["sysctl"].items():
+            if earlier.sysctls.holder in entry["holders"]:
+                entry["holders"] = [h for h in entry["holders"] if h != earlier.sysctls.holder]
+                if not entry["holders"] and entry["original"] is not None:
+                    entry["value"], entry["original"] = entry["original"], None
 
     # --- reading ---------------------------------------------------------------
     def read(self):
@@ -694,6 +731,8 @@ class Firewall(Resource):
             saves = {variant: saves.get(variant, {})}
             state["forward_variants"] = [variant]
         state["ipt"] = saves
+        for earlier in self.removed_first:
+            self._without(state, earlier)
         state["installed"] = self._installed(state)
         return state
 

@@ -149,6 +149,11 @@ def test_build_rerun_check_change_teardown(ansible, world):
     assert down.rc == 0 and down.changed > 0, down
     assert host_snapshot(world) == before
     assert ansible.playbook(TEARDOWN, extra_vars=world).changed == 0
+    # ... and predicts what the run did (the state dir's emptiness it cannot know).
+    predicted, done = (
+        [x for x in run.result(REMOVE)["commands"] if x != "rmdir /run/handbuilt"]
+        for run in (check_down, down))
+    assert predicted == done, "\n".join(["PREDICTED"] + predicted + ["DONE"] + done)
 
 
 def test_network_only_containers_keep_addresses(ansible, world):
@@ -248,6 +253,29 @@ def test_containers_start_from_one_launcher_that_does_not_stay(ansible, world):
     assert ansible.playbook(TEARDOWN, extra_vars=dict(world, handbuilt_containers=broken)).rc == 0
     assert shim_processes() == {}
     assert snapshot() == conftest.EMPTY
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_teardown_check_predicts_the_firewall_after_the_ports_go(ansible, world, backend):
+    """Teardown removes the published ports, then the NAT: in check mode the NAT's plan is
+    made from what the ports' removal leaves (emptied chains and table, released claims)."""
+    extra = dict(world, handbuilt_firewall_backend=backend,
+                 handbuilt_containers=[{"name": "a", "ports": [{"host": 8080, "container": 80}]},
+                                       {"name": "b"}])
+    assert ansible.playbook(BUILD, extra_vars=extra).rc == 0
+    check = ansible.playbook(TEARDOWN, check=True, extra_vars=extra)
+    down = ansible.playbook(TEARDOWN, extra_vars=extra)
+    assert check.rc == 0 and down.rc == 0, (check, down)
+    predicted, done = (
+        [x for x in run.result(REMOVE)["commands"] if x != "rmdir /run/handbuilt"]
+        for run in (check, down))
+    assert predicted == done, "\n".join(["PREDICTED"] + predicted + ["DONE"] + done)
+    assert any("ip_forward=0" in x for x in done)  # the last claim restored the value
+    left = snapshot()
+    if backend == "iptables":  # iptables-nft leaves its (empty) base tables behind
+        assert "handbuilt" not in left.pop("nft").lower()
+        left["nft"] = conftest.EMPTY["nft"]
+    assert left == conftest.EMPTY
 
 
 def test_bad_declarations_fail_before_anything_changes(ansible, world):
