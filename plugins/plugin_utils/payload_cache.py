@@ -56,17 +56,20 @@ def _tree_signature(digest, root, label):
 
 
 def key(module, module_path, source_dirs, version):
-    """``<module>-<hash>``: changes whenever a file the payload is built from changes.
+    """``<module>-<where>-<what>``: changes whenever a file the payload is built from changes.
 
-    ``source_dirs`` are the module_utils trees the module can import from.
+    ``<where>`` names the checkout (the module's path), so two checkouts of the collection
+    on one controller keep an entry each; ``source_dirs`` are the module_utils trees the
+    module can import from.
     """
+    where = hashlib.sha256(os.path.abspath(module_path).encode()).hexdigest()[:8]
     digest = hashlib.sha256(("%s\n" % version).encode())
     st = os.stat(module_path)
     digest.update(("module:%s:%d:%d\n" % (module_path, st.st_size, st.st_mtime_ns)).encode())
     for index, root in enumerate(source_dirs):
         digest.update(("root%d:%s\n" % (index, root)).encode())
         _tree_signature(digest, root, "root%d" % index)
-    return "%s-%s" % (module, digest.hexdigest()[:24])
+    return "%s-%s-%s" % (module, where, digest.hexdigest()[:24])
 
 
 def usable(root):
@@ -109,7 +112,7 @@ def restore(root, entry, run_cache):
 def save(root, entry, run_cache, prefix):
     """Keep the payload files Ansible built this run (names starting with ``prefix``).
 
-    Returns True when saved. Older entries of the same module are removed.
+    Returns True when saved. Older entries of the same module and checkout are removed.
     """
     saved = os.path.join(root, entry)
     if os.path.isdir(saved):
@@ -125,8 +128,8 @@ def save(root, entry, run_cache, prefix):
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         return False
-    module = entry.rsplit("-", 1)[0]
+    module_where = entry.rsplit("-", 1)[0]
     for other in os.listdir(root):
-        if other != entry and other.rsplit("-", 1)[0] == module:
+        if other != entry and other.rsplit("-", 1)[0] == module_where:
             shutil.rmtree(os.path.join(root, other), ignore_errors=True)
     return True

@@ -80,31 +80,41 @@ def test_save_then_restore_round_trip(tmp_path):
     for other in (PREFIX + "ZIP_DEFLATED-none.lock", "ansible.legacy.ping-ZIP_DEFLATED-none"):
         open(os.path.join(run1, other), "w").close()
 
-    assert pc.save(root, "netns-1", run1, PREFIX)
-    assert os.listdir(os.path.join(root, "netns-1")) == [PREFIX + "ZIP_DEFLATED-none"]
-    assert not pc.save(root, "netns-1", run1, PREFIX)  # already saved
+    assert pc.save(root, "netns-x-1", run1, PREFIX)
+    assert os.listdir(os.path.join(root, "netns-x-1")) == [PREFIX + "ZIP_DEFLATED-none"]
+    assert not pc.save(root, "netns-x-1", run1, PREFIX)  # already saved
 
-    assert pc.restore(root, "netns-1", run2) == 1
+    assert pc.restore(root, "netns-x-1", run2) == 1
     with open(os.path.join(run2, PREFIX + "ZIP_DEFLATED-none"), "rb") as fh:
         assert fh.read() == b"payload"
-    assert pc.restore(root, "netns-1", run2) == 0  # Ansible's own copy is never overwritten
-    assert pc.restore(root, "netns-2", run2) == 0  # nothing saved under that key
+    assert pc.restore(root, "netns-x-1", run2) == 0  # Ansible's own copy is never overwritten
+    assert pc.restore(root, "netns-x-2", run2) == 0  # nothing saved under that key
 
 
-def test_a_new_key_replaces_the_modules_older_entries(tmp_path):
+def test_a_new_key_replaces_the_older_entries_of_the_module_in_that_checkout(tmp_path):
     root, run = str(tmp_path / "root"), str(tmp_path / "run")
     os.makedirs(run)
     open(os.path.join(run, PREFIX + "ZIP_STORED"), "w").close()
-    for entry in ("netns-old", "bridge-other"):
+    for entry in ("netns-here-old", "netns-there-old", "bridge-here-other"):
         os.makedirs(os.path.join(root, entry))
-    assert pc.save(root, "netns-new", run, PREFIX)
-    assert sorted(os.listdir(root)) == ["bridge-other", "netns-new"]
+    assert pc.save(root, "netns-here-new", run, PREFIX)
+    assert sorted(os.listdir(root)) == ["bridge-here-other", "netns-here-new", "netns-there-old"]
+
+
+def test_two_checkouts_have_keys_of_their_own(tmp_path, sources):
+    module, dirs = sources
+    other = tmp_path / "elsewhere.py"
+    other.write_text(open(module).read())
+    st = os.stat(module)
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    here, there = pc.key("netns", module, dirs, "1"), pc.key("netns", str(other), dirs, "1")
+    assert here.split("-")[:2] != there.split("-")[:2]
 
 
 def test_nothing_built_nothing_saved(tmp_path):
     root, run = str(tmp_path / "root"), str(tmp_path / "run")
     os.makedirs(root)
-    assert not pc.save(root, "netns-1", run, PREFIX)
+    assert not pc.save(root, "netns-x-1", run, PREFIX)
     assert os.listdir(root) == []
 
 
