@@ -204,7 +204,8 @@ class Stack:
         if not spec.get("command"):
             return parts
         from ansible_collections.handbuilt.containers.plugins.module_utils.cgroup import Cgroup
-        from ansible_collections.handbuilt.containers.plugins.module_utils.container import Container, Launcher
+        from ansible_collections.handbuilt.containers.plugins.module_utils.container import (
+            Container, Launcher)
         from ansible_collections.handbuilt.containers.plugins.module_utils.overlay import OverlayMount
 
         if self.launcher is None:
