@@ -188,6 +188,20 @@ def show_as(argv):
     return False
 
 
+def overwrite_argv(argv):
+    """Without CAP_SYS_RESOURCE: write ``argv`` over the process's own argument area (what
+    setproctitle does), cut to its length, the rest NULs."""
+    data = b"\0".join(_b(arg) for arg in argv) + b"\0"
+    try:
+        with open("/proc/self/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
+    except (OSError, IndexError, ValueError):
+        return
+    if end - start > 1:
+        ctypes.memmove(start, data[:end - start - 1].ljust(end - start, b"\0"), end - start)
+
+
 def sethostname(name):
     data = _b(name)
     _check(_libc.sethostname(data, len(data)), "sethostname")
@@ -607,8 +621,9 @@ def launch(sock_fd):
             os.dup2(log_fd, 2)
             os.close(log_fd)
             state_dir = message.decode()
-            show_as([sys.executable, "-S", os.path.join(state_dir, "shim.py"), "run", state_dir,
-                     str(report_fd)])
+            if not show_as([sys.executable, "-S", os.path.join(state_dir, "shim.py"), "run",
+                            state_dir, str(report_fd)]):
+                overwrite_argv(["shim.py", "run", state_dir])  # what fits in the launcher's
             try:
                 run(state_dir, report_fd)  # forks the supervisor, then exits
             except BaseException as exc:  # noqa: BLE001

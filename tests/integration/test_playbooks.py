@@ -223,7 +223,7 @@ def shim_processes():
                 args = fh.read().split(b"\0")
         except OSError:
             continue
-        if any(a.endswith(b"/shim.py") for a in args):
+        if any(a == b"shim.py" or a.endswith(b"/shim.py") for a in args):
             found[int(pid)] = [a.decode() for a in args if a]
     return found
 
@@ -245,7 +245,12 @@ def test_containers_start_from_one_launcher_that_does_not_stay(ansible, world):
     for name in "abc":
         with open(os.path.join(stack[name]["container"]["container"]["state_dir"], "state.json")) as fh:
             shims.add(json.load(fh)["shim_pid"])
-    assert set(shim_processes()) == shims  # the supervisors, and nothing else
+    running = shim_processes()
+    assert set(running) == shims  # the supervisors, and nothing else
+    # Forked by one launcher, each shows its own container, as ps users expect.
+    for name in "abc":
+        pid = [p for p in shims if stack[name]["container"]["container"]["state_dir"] in running[p]]
+        assert len(pid) == 1, running
     for name in "abc":
         pid = stack[name]["container"]["container"]["pid"]
         assert sh("nsenter", "-t", str(pid), "-u", "hostname").strip() == name
