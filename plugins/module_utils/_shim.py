@@ -165,12 +165,17 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
 _ARGV_BUFFERS = []  # what /proc/self/cmdline points at must live as long as the process
 
 
+def _cmdline(argv):
+    """``argv`` as /proc/<pid>/cmdline holds it: each argument NUL-terminated."""
+    return b"".join(_b(arg) + b"\0" for arg in argv)
+
+
 def show_as(argv):
     """Point /proc/self/cmdline (what ps shows) at ``argv``; False if the kernel refuses.
 
     A process forked by the launcher keeps the launcher's command line; this gives
     it the one a ``run`` start would have had. Needs CAP_SYS_RESOURCE (root)."""
-    data = b"\0".join(_b(arg) for arg in argv) + b"\0"
+    data = _cmdline(argv)
     buf = ctypes.create_string_buffer(data, len(data))
     start = ctypes.addressof(buf)
     end = start + len(data)
@@ -191,7 +196,7 @@ def show_as(argv):
 def overwrite_argv(argv):
     """Without CAP_SYS_RESOURCE: write ``argv`` over the process's own argument area (what
     setproctitle does), cut to its length, the rest NULs."""
-    data = b"\0".join(_b(arg) for arg in argv) + b"\0"
+    data = _cmdline(argv)
     try:
         with open("/proc/self/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
