@@ -47,9 +47,7 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workloads", default="1,2")
     args = parser.parse_args()
-    if os.environ.get("HANDBUILT_SANDBOX") != "1":
-        os.execv(os.path.join(REPO, "tests", "sandbox.sh"),
-                 [os.path.join(REPO, "tests", "sandbox.sh"), sys.executable] + sys.argv)
+    W.enter_sandbox(__file__, sys.argv[1:])
     playbook_bin = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     inventory = os.path.join(REPO, "playbooks", "inventory", "localhost.yml")
     tmp = tempfile.mkdtemp(prefix="hbab-")

@@ -732,11 +732,7 @@ def main(argv):
                               os.path.basename(base) + ".png" if have_png else None))
         print("re-rendered %s.md%s" % (base, " and .png" if have_png else ""))
         return 0
-    if os.environ.get("HANDBUILT_SANDBOX") != "1":
-        if os.geteuid() != 0:
-            sys.exit("bench/run.py: run as root (it builds namespaces, mounts and cgroups)")
-        os.execv(os.path.join(REPO, "tests", "sandbox.sh"),
-                 [os.path.join(REPO, "tests", "sandbox.sh"), sys.executable, os.path.abspath(__file__)] + argv)
+    W.enter_sandbox(__file__, argv)
     try:
         import matplotlib  # noqa: F401
     except ImportError:

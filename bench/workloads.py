@@ -20,6 +20,9 @@ import ipaddress
 import json
 import os
 import shlex
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BRIDGE = "br0"
 SUBNET = ipaddress.ip_network("10.10.0.0/16")
@@ -228,6 +231,18 @@ def naive_playbook(n, workload, data_dir, cgroup_parent):
                   cmd("Start the process", start_cmd(cg, "{{ item.name }}", base + "/merged"), shell=True)]
     return [{"name": "Naive: one task per hand step", "hosts": "all", "gather_facts": False,
              "vars": {"bench_containers": items}, "tasks": tasks}]
+
+
+def enter_sandbox(script, argv):
+    """Re-run ``script`` with ``argv`` inside tests/sandbox.sh (private network and /run)
+    unless already there; as root, which the namespaces, mounts and cgroups need."""
+    if os.environ.get("HANDBUILT_SANDBOX") == "1":
+        return
+    if os.geteuid() != 0:
+        sys.exit("%s: run as root (it builds namespaces, mounts and cgroups)"
+                 % os.path.relpath(script, REPO))
+    sandbox = os.path.join(REPO, "tests", "sandbox.sh")
+    os.execv(sandbox, [sandbox, sys.executable, os.path.abspath(script)] + list(argv))
 
 
 def dump(path, data):
