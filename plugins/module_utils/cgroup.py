@@ -608,8 +608,9 @@ class Cgroup(Resource):
                  memory_max=None, memory_high=None, memory_swap_max=None, cpus=None,
                  cpu_max=None, cpu_weight=None, pids_max=None, cpuset_cpus=None,
                  cpuset_mems=None, io_max=None, pids=None, kill=False, force=False,
-                 state_dir=DEFAULT_STATE_DIR):
+                 state_dir=DEFAULT_STATE_DIR, report_stats=True):
         super().__init__()
+        self.report_stats = report_stats  # compose leaves the statistics to cgroup_info
         self.layout = layout
         self.fs = layout.fs
         self.name = cgroup_path("name", name)
@@ -1277,7 +1278,7 @@ class Cgroup(Resource):
         return after
 
     def facts(self, current):
-        return {"cgroup": self.describe(current)}
+        return {"cgroup": self.describe(current, stats=self.report_stats)}
 
     def describe(self, current, stats=True):
         """The cgroup as the kernel reports it: paths, limits, stats, processes."""

@@ -218,7 +218,7 @@ class Stack:
             cgroup = Cgroup(self.layout(), name, parent=self.cgroup_parent,
                             relative_to_pid=self.cgroup_pid, state=state,
                             kill=state == "absent", force=self.force, state_dir=self.state_dir,
-                            **(limits if state == "present" else {}))
+                            report_stats=False, **(limits if state == "present" else {}))
             parts.append(("cgroup", cgroup))
         layers = self.layers(spec)
         if state == "present":
@@ -240,7 +240,7 @@ class Stack:
                       hostname=spec.get("hostname") or name, netns=name, cgroup=cgroup_dirs,
                       init=spec.get("init", True), stop_timeout=spec.get("stop_timeout", 5))
         parts.append(("container", lambda check_mode: Container(params, check_mode=check_mode,
-                                                                report_addresses=False,
+                                                                report_live=False,
                                                                 launcher=self.launcher)))
         # The image and the rootfs exist only once earlier steps ran, so the overlay
         # and the container are built when their turn comes; built now in check

@@ -422,8 +422,13 @@ class Record:
     def shim_alive(self):
         return is_alive(self.state.get("shim_pid"), self.state.get("shim_starttime"))
 
-    def describe(self, with_addresses=True):
-        """The container as the module and container_info return it."""
+    def describe(self, live=True):
+        """The container as the module and container_info return it.
+
+        ``live=False`` leaves out the addresses and the cgroup files' figures
+        (a netlink dump and a dozen reads per container): compose knows the
+        addresses and reports the cgroup beside each container.
+        """
         cfg = self.config or {}
         result = dict(
             name=self.name, state=self.status, pid=self.pid if self.alive else None,
@@ -436,10 +441,13 @@ class Record:
         )
         if self.alive:
             result["namespaces"] = ns_inodes(self.pid)
-            if with_addresses:
-                result["addresses"] = addresses(self.pid)
         elif self.exit:
             result["exit_code"] = self.exit.get("exit_code")
+        if not live:
+            del result["addresses"], result["limits"]
+            return result
+        if self.alive:
+            result["addresses"] = addresses(self.pid)
         result["limits"] = {d: cgroup_limits(d) for d in result["cgroups"]}
         return result
 
@@ -488,12 +496,11 @@ class Launcher:
 class Container(Resource):
     """A container: started, stopped or absent."""
 
-    def __init__(self, params, check_mode=False, report_addresses=True, launcher=None):
+    def __init__(self, params, check_mode=False, report_live=True, launcher=None):
         super().__init__()
         p = params
         self.check_mode = check_mode
-        # compose knows each container's address already: no netlink dump per container.
-        self.report_addresses = report_addresses
+        self.report_live = report_live  # see Record.describe
         self.launcher = launcher  # compose's: one Python start-up for all its containers
         self.name = container_name("name", p["name"])
         self.state_dir = p["state_dir"]
@@ -836,7 +843,7 @@ class Container(Resource):
         return {"state": "absent"}
 
     def facts(self, current):
-        return {"container": current["record"].describe(with_addresses=self.report_addresses)}
+        return {"container": current["record"].describe(live=self.report_live)}
 
 
 def _tail(path, size=2000):

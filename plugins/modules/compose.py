@@ -251,7 +251,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 containers:
-  description: Per container - its address, whether it changed, its commands and each primitive's result.
+  description:
+    - Per container - its address, whether it changed, its commands and each primitive's result.
+    - Live figures are left out, so a run that changes nothing reads no more than it must - the
+      cgroup's statistics, the process's addresses, the cgroup files as the container sees them.
+      M(handbuilt.containers.cgroup_info) and M(handbuilt.containers.container_info) report them.
   returned: always
   type: dict
   sample: {"net1": {"address": "10.10.0.2", "changed": true,
