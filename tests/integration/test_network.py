@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from conftest import EMPTY, ping, sh, snapshot  # noqa: F401  (EMPTY read via module)
 
 import conftest
+
+sys.path.insert(0, os.path.join(conftest.REPO, ".collections"))
+from ansible_collections.handbuilt.containers.plugins.module_utils import netlink  # noqa: E402
 
 M = "handbuilt.containers."
 
@@ -286,3 +290,18 @@ def test_bad_input_fails_clearly_and_changes_nothing(ansible, module, cases):
         assert param in result["msg"], (args, param, result["msg"])
         assert result.get("changed") in (None, False)
     assert snapshot() == before
+
+
+def test_only_a_mounted_namespace_counts_as_one():
+    """A plain file where a namespace would be (what a failed `ip netns add` leaves) is not one."""
+    nl = netlink.Netlink()
+    sh("ip", "netns", "add", "real")
+    open("/run/netns/plain", "w").close()
+    try:
+        assert nl.ns_exists("real")
+        assert not nl.ns_exists("plain") and not nl.ns_exists("missing")
+    finally:
+        nl.close()
+        os.unlink("/run/netns/plain")
+        sh("ip", "netns", "del", "real")
+    assert not nl.ns_exists("real")
