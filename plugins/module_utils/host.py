@@ -10,6 +10,7 @@ what its declaration needs before changing anything.
 from __future__ import annotations
 
 import os
+import re
 
 # Kernel feature -> (module name, kernel config option, a path that proves it is present)
 KERNEL_FEATURES = {
@@ -77,6 +78,37 @@ def cgroups():
     if v1:
         return {"version": 1, "controllers": sorted(v1)}
     return {"version": 2, "controllers": unified}
+
+
+DPKG_STATUS = "/var/lib/dpkg/status"
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")  # Debian policy 5.6.1
+
+
+def installed_packages(names, status_text):
+    """{name: version} of those of ``names`` that dpkg's status database says are installed.
+
+    ``status_text`` is /var/lib/dpkg/status: one stanza per package (and architecture),
+    ``Status: <want> <flag> <state>``. A name may carry an architecture (``pkg:amd64``).
+    Read in one pass, where the apt module opens the whole apt cache (seconds).
+    """
+    wanted = {}
+    for name in names:
+        package, _, arch = name.partition(":")
+        wanted.setdefault(package, []).append((name, arch))
+    found = {}
+    fields = {}
+    for line in status_text.splitlines() + [""]:
+        if line and line[0] not in " \t":
+            key, _, value = line.partition(":")
+            if key in ("Package", "Status", "Version", "Architecture"):
+                fields[key] = value.strip()
+        elif not line:
+            if fields.get("Package") in wanted and fields.get("Status", "").endswith(" installed"):
+                for name, arch in wanted[fields["Package"]]:
+                    if not arch or arch == fields.get("Architecture"):
+                        found[name] = fields.get("Version")
+            fields = {}
+    return found
 
 
 def pyroute2_version():

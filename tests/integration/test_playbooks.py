@@ -339,3 +339,24 @@ def test_payload_cache_kept_across_runs(ansible, tmp_path):
 
     off = ansible.tasks(tasks, env={"HANDBUILT_PAYLOAD_CACHE": "off"}, verbosity=3)
     assert off.rc == 0 and "handbuilt payload cache" not in off.output, off
+
+
+def test_prerequisites_install_only_what_dpkg_lacks(ansible):
+    """host_info reads dpkg's database, so the prerequisites role runs apt (seconds, on every
+    run) only when a package is missing."""
+    installed = ["iproute2", "python3-pyroute2"]  # the sandbox's own tests need them
+    tasks = [{"name": "packages", "handbuilt.containers.host_info": {
+                 "packages": installed + ["handbuilt-no-such-package"]}},
+             {"name": "bad name", "handbuilt.containers.host_info": {"packages": ["x; rm -rf /"]},
+              "ignore_errors": True}]
+    run = ansible.tasks(tasks)
+    found = run.result("packages")
+    assert set(found["packages"]) == set(installed) and found["packages_missing"] == [
+        "handbuilt-no-such-package"]
+    assert "not Debian package names" in run.result("bad name")["msg"]
+
+    role = [{"name": "prerequisites", "ansible.builtin.include_role": {
+        "name": "handbuilt.containers.prerequisites"}}]
+    again = ansible.tasks(role, extra_vars={"prerequisites_packages": installed})
+    assert again.rc == 0 and again.changed == 0, again
+    assert [t["status"] for t in again.tasks if "Install the packages" in t["task"]] == ["skipped"]
