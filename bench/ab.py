@@ -90,6 +90,9 @@ def main():
             for step in "cde":
                 rows["%s %s" % (label, step)] = med[(label, step)]
                 rows["%s (%s-f)/a" % (label, step)] = (med[(label, step)] - med["f"]) / med["a"]
+        # Every run too: the medians alone do not show how far apart the runs were.
+        rows["runs"] = {(k if isinstance(k, str) else "%s %s" % k): [round(x, 3) for x in v]
+                        for k, v in times.items()}
         report["workload %d, N=%d" % (workload, args.n)] = rows
     print(json.dumps(report, indent=1))
 
