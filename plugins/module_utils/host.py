@@ -111,7 +111,23 @@ def installed_packages(names, status_text):
     return found
 
 
-def pyroute2_version():
+def pyroute2_version(load=False):
+    """The version of the pyroute2 this Python would import, or None.
+
+    From its package metadata unless ``load``: importing pyroute2 0.7 costs 0.1-0.2 s
+    (it imports every one of its entry points), its metadata ~40 ms.
+    """
+    if not load:
+        import importlib.util
+
+        if importlib.util.find_spec("pyroute2") is None:
+            return None
+        try:
+            from importlib import metadata
+
+            return metadata.version("pyroute2")
+        except Exception:  # no metadata (a copy on sys.path): ask the package itself
+            pass
     try:
         import pyroute2
     except ImportError:
@@ -132,7 +148,7 @@ def missing(require):
             if need.split(":", 1)[1] not in controllers:
                 lacking.append("%s (cgroup controller not available)" % need)
         elif need == "pyroute2":
-            if pyroute2_version() is None:
+            if pyroute2_version(load=True) is None:  # importable, not only installed
                 lacking.append("pyroute2 (install python3-pyroute2)")
         elif need in KERNEL_FEATURES:
             _module, _option, proof = KERNEL_FEATURES[need]

@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from ansible_collections.handbuilt.containers.plugins.module_utils import host
 
+COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           ".collections")
 STATUS = """\
 Package: iproute2
 Status: install ok installed
@@ -60,3 +66,14 @@ def test_last_stanza_without_a_blank_line_and_an_empty_database():
                                       ("x; rm -rf /", False), ("-opt", False)])
 def test_package_names(name, ok):
     assert bool(host.PACKAGE_NAME.match(name)) is ok
+
+
+def test_pyroute2_version_without_importing_it():
+    """0.7 imports all its entry points (0.1-0.2 s); the version comes from its metadata."""
+    pytest.importorskip("pyroute2")
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from ansible_collections.handbuilt.containers.plugins.module_utils import host\n"
+            "from importlib import metadata\n"
+            "assert host.pyroute2_version() == metadata.version('pyroute2')\n"
+            "assert 'pyroute2' not in sys.modules\n" % COLLECTIONS)
+    subprocess.run([sys.executable, "-c", code], check=True)
