@@ -485,11 +485,7 @@ class Launcher:
             if self._sock is not None:
                 self._sock.close()  # EOF: the launcher exits
                 self._sock = None
-                try:
-                    self._proc.wait(timeout=START_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
+                _reap(self._proc)
 
 
 # --- the model ------------------------------------------------------------------
@@ -803,11 +799,7 @@ class Container(Resource):
         finally:
             os.close(read_fd)
             if proc is not None:
-                try:
-                    proc.wait(timeout=START_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                _reap(proc)
         try:
             report = json.loads(data.decode().splitlines()[0])
         except (ValueError, IndexError):
@@ -844,6 +836,15 @@ class Container(Resource):
 
     def facts(self, current):
         return {"container": current["record"].describe(live=self.report_live)}
+
+
+def _reap(proc):
+    """Wait for a shim process we started, killing it after START_TIMEOUT."""
+    try:
+        proc.wait(timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _tail(path, size=2000):
