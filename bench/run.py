@@ -480,8 +480,8 @@ def targets(data, ns):
         else:
             row("naive b >= 10 x c", None, 10.0, None, "naive not measured")
         lo_n, hi_n = str(min(ns)), str(max(ns))
+        lo, hi = wres["n"][lo_n]["figures"], wres["n"][hi_n]["figures"]
         if int(hi_n) >= 200 and int(lo_n) <= 10:
-            lo, hi = wres["n"][lo_n]["figures"], wres["n"][hi_n]["figures"]
             per_lo = (med(lo, "c") - med(lo, "f")) / int(lo_n)
             per_hi = (med(hi, "c") - med(hi, "f")) / int(hi_n)
             row("per-container c(200) <= 1.5 x c(10)", per_hi / per_lo, 1.5, per_hi <= 1.5 * per_lo,
@@ -493,7 +493,6 @@ def targets(data, ns):
         # What the no-op target means once a run's fixed cost (one module's start-up, the
         # roles' tasks) is set aside: each more container costs less to check than to build.
         if lo_n != hi_n:
-            lo, hi = wres["n"][lo_n]["figures"], wres["n"][hi_n]["figures"]
             span = int(hi_n) - int(lo_n)
             slope_d = (med(hi, "d") - med(lo, "d")) / span
             slope_a = (med(hi, "a") - med(lo, "a")) / span

@@ -683,7 +683,7 @@ class Firewall(Resource):
                     table["policies"].pop(chain, None)  # emptied: -X, and its jump goes
                     left = [(c, w) for c, w in left if w[-2:] != ["-j", chain]]
                 table["rules"] = left
-        for key, entry in state["sysctl"].items():
+        for entry in state["sysctl"].values():
             if earlier.sysctls.holder in entry["holders"]:
                 entry["holders"] = [h for h in entry["holders"] if h != earlier.sysctls.holder]
                 if not entry["holders"] and entry["original"] is not None:
