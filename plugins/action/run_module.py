@@ -5,11 +5,14 @@
 
 It is Ansible's ``normal`` action - the module runs on the target exactly as
 without it - plus a payload cache kept across runs (plugin_utils/payload_cache.py),
-which saves rebuilding each module's AnsiballZ payload on every playbook run.
+which saves rebuilding each module's AnsiballZ payload on every playbook run, and,
+for the local connection, bytecode in the payload (plugin_utils/bytecode.py), which
+saves the target compiling it on every module run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import ansible.module_utils
@@ -18,7 +21,7 @@ from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.release import __version__ as ansible_version
 from ansible.utils.display import Display
 
-from ansible_collections.handbuilt.containers.plugins.plugin_utils import payload_cache
+from ansible_collections.handbuilt.containers.plugins.plugin_utils import bytecode, payload_cache
 
 display = Display()
 
@@ -59,4 +62,28 @@ class ActionModule(NormalAction):
                     display.vvv("handbuilt payload cache: %s saved in %s" % (leaf, root))
             except OSError as exc:
                 display.vvv("handbuilt payload cache: not saved (%s)" % exc)
+            built = self._with_bytecode(built, module_name, entry.rsplit("-", 1)[0], root)
         return built
+
+    def _with_bytecode(self, built, module_name, name, root):
+        """``built`` with the target's bytecode in its payload, where it can be made and pays."""
+        module_bits = built[0] if isinstance(built, tuple) and len(built) == 2 else None
+        if not dataclasses.is_dataclass(module_bits) or module_bits.module_style != "new":
+            return built  # an older Ansible's result, or not an AnsiballZ module
+        interpreter = bytecode.interpreter_of(module_bits.shebang)
+        if (interpreter is None or getattr(self._connection, "transport", None) != "local"
+                or self._is_pipelining_enabled(module_bits.module_style)):
+            return built  # the interpreter is not on this machine, or the module goes to stdin
+        cache = os.path.join(root, "bytecode")
+        try:
+            if not payload_cache.usable(cache):
+                return built
+            zip_data = bytecode.zip_data_of(module_bits.b_module_data)
+            data, made = bytecode.cached_zip_data(cache, name, zip_data, interpreter, module_name)
+        except (OSError, bytecode.BytecodeError) as exc:
+            display.vvv("handbuilt bytecode: %s runs from source (%s)" % (name, exc))
+            return built
+        display.vvv("handbuilt bytecode: %s for %s %s %s" % (
+            name, interpreter, "made in" if made else "read from", cache))
+        module_data = bytecode.with_zip_data(module_bits.b_module_data, data)
+        return (dataclasses.replace(module_bits, b_module_data=module_data),) + tuple(built[1:])

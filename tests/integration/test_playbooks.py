@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.request
+import zipfile
 
 import pytest
 import yaml
@@ -321,7 +325,7 @@ def test_payload_cache_kept_across_runs(ansible, tmp_path):
     first = ansible.tasks(tasks, env=env, verbosity=3)
     assert first.rc == 0, first
     assert "handbuilt payload cache: host_info saved in %s" % cache in first.output
-    saved = os.listdir(cache)
+    saved = [name for name in os.listdir(cache) if name != "bytecode"]
     assert len(saved) == 1 and saved[0].startswith("host_info-")
     assert os.listdir(cache / saved[0])[0].startswith(
         "ansible_collections.handbuilt.containers.plugins.modules.host_info-")
@@ -339,6 +343,38 @@ def test_payload_cache_kept_across_runs(ansible, tmp_path):
 
     off = ansible.tasks(tasks, env={"HANDBUILT_PAYLOAD_CACHE": "off"}, verbosity=3)
     assert off.rc == 0 and "handbuilt payload cache" not in off.output, off
+
+
+def test_bytecode_made_once_by_the_local_interpreter(ansible, tmp_path):
+    """On the local connection, the module's payload carries bytecode the target's own
+    interpreter compiled (zipimport then compiles nothing); it is made once and reused.
+    Not with pipelining, where the larger payload would cost more than it saves."""
+    cache = tmp_path / "payloads"
+    env = {"HANDBUILT_PAYLOAD_CACHE": str(cache)}
+    tasks = [{"name": "read the host", "handbuilt.containers.host_info": {},
+              "register": "host"},
+             {"ansible.builtin.assert": {"that": ["host.missing == []"]}}]
+
+    first = ansible.tasks(tasks, env=env, verbosity=3)
+    assert first.rc == 0, first
+    assert "handbuilt bytecode: host_info-" in first.output and "made in" in first.output
+    entries = os.listdir(cache / "bytecode")
+    assert len(entries) == 1 and entries[0].startswith("host_info-")
+    saved = (cache / "bytecode" / entries[0]).read_bytes()
+    payload = zipfile.ZipFile(io.BytesIO(base64.b64decode(saved)))
+    pycs = [n for n in payload.namelist() if n.endswith(".pyc")]
+    assert "ansible/module_utils/basic.pyc" in pycs
+    assert len(pycs) == len([n for n in payload.namelist() if n.endswith(".py")])
+    magic = subprocess.run([ansible.python, "-c", "import importlib.util, sys;"
+                            "sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+                           capture_output=True, text=True, check=True).stdout
+    assert {payload.read(n)[:4].hex() for n in pycs} == {magic}
+
+    second = ansible.tasks(tasks, env=env, verbosity=3)
+    assert second.rc == 0 and "read from" in second.output and "made in" not in second.output
+
+    piped = ansible.tasks(tasks, env=dict(env, ANSIBLE_PIPELINING="true"), verbosity=3)
+    assert piped.rc == 0 and "handbuilt bytecode" not in piped.output, piped
 
 
 def test_prerequisites_install_only_what_dpkg_lacks(ansible):
