@@ -801,7 +801,17 @@ class Cgroup(Resource):
         d = m.dir
         out = {}
         for controller in m.enabled:
-            if m.version == 2:
+            # pids and cpuset have the same files in both versions.
+            if controller == "pids":
+                text = r(os.path.join(d, "pids.max"))
+                if text:
+                    out["pids_max"] = _num_or_max(text)
+            elif controller == "cpuset":
+                for key in ("cpus", "mems"):
+                    text = r(os.path.join(d, "cpuset." + key))
+                    if text is not None:
+                        out["cpuset_" + key] = frozenset(parse_idlist(text))
+            elif m.version == 2:
                 if controller == "memory":
                     for key, fname in (("memory_max", "memory.max"), ("memory_high", "memory.high"),
                                        ("memory_swap_max", "memory.swap.max")):
@@ -816,15 +826,6 @@ class Cgroup(Resource):
                     text = r(os.path.join(d, "cpu.weight"))
                     if text:
                         out["cpu_weight"] = int(text)
-                elif controller == "pids":
-                    text = r(os.path.join(d, "pids.max"))
-                    if text:
-                        out["pids_max"] = _num_or_max(text)
-                elif controller == "cpuset":
-                    for key in ("cpus", "mems"):
-                        text = r(os.path.join(d, "cpuset." + key))
-                        if text is not None:
-                            out["cpuset_" + key] = frozenset(parse_idlist(text))
                 elif controller == "io":
                     text = r(os.path.join(d, "io.max"))
                     if text is not None:
@@ -849,15 +850,6 @@ class Cgroup(Resource):
                     if shares:
                         out["_shares"] = int(shares)
                         out["cpu_weight"] = shares_to_weight(int(shares))
-                elif controller == "pids":
-                    text = r(os.path.join(d, "pids.max"))
-                    if text:
-                        out["pids_max"] = _num_or_max(text)
-                elif controller == "cpuset":
-                    for key in ("cpus", "mems"):
-                        text = r(os.path.join(d, "cpuset." + key))
-                        if text is not None:
-                            out["cpuset_" + key] = frozenset(parse_idlist(text))
                 elif controller == "io":
                     io = {}
                     for key, fname in V1_IO_FILES.items():
