@@ -58,7 +58,8 @@ sys.stdout.buffer.write(out.getvalue())
 """
 
 TIMEOUT = 60
-# How Ansible (2.19 and later) passes the payload to its wrapper.
+# How ansible-core's AnsiballZ wrapper (2.21 here) is given the payload; a wrapper
+# of another form is left as it is.
 ZIP_DATA = re.compile(rb"\bzip_data='([A-Za-z0-9+/=]+)'")
 
 
@@ -129,9 +130,13 @@ def cached_zip_data(root, name, zip_data, interpreter, module_name):
         pass
     data = base64.b64encode(compile_payload(zip_bytes, interpreter, module_name))
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".save-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)  # atomic: another fork reads the old file or the new one, whole
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)  # atomic: another fork reads no file or a whole one
+    except OSError:
+        os.unlink(tmp)
+        raise
     for other in os.listdir(root):
         if other != entry and other.rsplit("-", 1)[0] == group:
             try:
