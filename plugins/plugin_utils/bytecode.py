@@ -16,8 +16,8 @@ its magic number is another Python's or its hash is not the source's. So:
   the interpreter's path, size and mtime, and reused until either changes.
 
 Only for targets whose interpreter is on the controller (the local connection)
-and modules read from a file (without pipelining: a script read from stdin is
-parsed ~30 times slower, and bytecode triples the payload). Anything unusual -
+and modules read from a file (without pipelining: Python parses a script read
+from stdin at ~0.7 us a byte, and bytecode triples the payload). Anything unusual -
 an interpreter that fails, output that is not what was asked for - means the
 payload is used as Ansible built it.
 """
