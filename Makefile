@@ -13,18 +13,18 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Debian packages the collection's roles and tests use on this host.
 APT_PACKAGES := iproute2 python3 python3-venv python3-pyroute2 busybox-static nftables iptables \
-	util-linux procps psmisc iputils-ping kmod tini curl \
+	util-linux procps psmisc iputils-ping kmod tini curl shellcheck \
 	debootstrap gpgv xz-utils debian-archive-keyring
 APT_PACKAGES_VM := qemu-system-x86 qemu-utils e2fsprogs openssh-client
 
 MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 
-.PHONY: help setup demo demo-clean test lint doc-check unit integration debian-mirror vm-test docs bench clean
+.PHONY: help setup demo demo-clean test lint sanity doc-check unit integration debian-mirror vm-test docs bench clean
 
 help:
 	@echo "make demo        build the demo containers on this host (then: make demo-clean)"
-	@echo "make test        every test: lint, ansible-doc, unit, sandboxed kernel tests, Molecule in qemu VMs"
-	@echo "make unit | integration | lint | vm-test | bench | docs"
+	@echo "make test        every test: lint, ansible-test sanity, ansible-doc, unit, sandboxed kernel tests, Molecule in qemu VMs"
+	@echo "make unit | integration | lint | sanity | vm-test | bench | docs"
 
 .stamp-apt: Makefile
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -57,6 +57,12 @@ lint: setup
 	$(BIN)/ansible-lint --profile production --offline
 	$(BIN)/python -m compileall -q plugins tests
 
+# ansible-test sanity (validate-modules, pylint, pep8, yamllint, import, shebang, shellcheck...) on a
+# copy of the tree laid out as ansible_collections/handbuilt/containers; ignores with reasons in
+# tests/sanity/ignore-2.21.txt. Its per-test venvs are cached in ~/.ansible/test.
+sanity: setup
+	tests/tools/sanity.sh
+
 doc-check: setup
 	@for m in $(MODULES); do \
 	  $(BIN)/ansible-doc handbuilt.containers.$$m >/dev/null || { echo "ansible-doc failed: $$m"; exit 1; }; \
@@ -85,7 +91,7 @@ vm-test: setup
 	EXTRA_APT="$(APT_PACKAGES_VM)" $(MAKE) --no-print-directory -B .stamp-apt
 	MOLECULE=$(CURDIR)/$(BIN)/molecule tests/vm/run-molecule.sh default fleet
 
-test: setup lint doc-check unit integration vm-test
+test: setup lint sanity doc-check unit integration vm-test
 	@echo "make test: all passed"
 
 bench: setup

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A/B: the same playbooks from two checkouts of the collection, alternated in one run.
 
 Absolute times on a shared machine drift by tens of percent within an hour, so
@@ -34,7 +33,7 @@ import workloads as W  # noqa: E402
 
 def timed(argv, env=None, cwd=REPO):
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise SystemExit("failed: %s\n%s" % (" ".join(argv), (proc.stdout + proc.stderr)[-3000:]))
     return time.perf_counter() - start
@@ -91,7 +90,7 @@ def main():
                 rows["%s %s" % (label, step)] = med[(label, step)]
                 rows["%s (%s-f)/a" % (label, step)] = (med[(label, step)] - med["f"]) / med["a"]
         # Every run too: the medians alone do not show how far apart the runs were.
-        rows["runs"] = {(k if isinstance(k, str) else "%s %s" % k): [round(x, 3) for x in v]
+        rows["runs"] = {(k if isinstance(k, str) else " ".join(k)): [round(x, 3) for x in v]
                         for k, v in times.items()}
         report["workload %d, N=%d" % (workload, args.n)] = rows
     print(json.dumps(report, indent=1))

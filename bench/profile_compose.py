@@ -40,8 +40,8 @@ def main(args_path, out_path, top=30):
     from ansible_collections.handbuilt.containers.plugins.module_utils.declaration import Network
     from ansible_collections.handbuilt.containers.plugins.module_utils.netlink import Netlink
     t_utils = time.perf_counter() - t0
-    report.write("python %s, %d containers (workload %s)\n" % (sys.version.split()[0], len(p["containers"]),
-                                                             p.get("workload", "?")))
+    report.write("python %s, %d containers (workload %s)\n"
+                 % (sys.version.split()[0], len(p["containers"]), p.get("workload", "?")))
     report.write("import pyroute2: %.3f s; import compose + netlink module_utils (after pyroute2): %.3f s\n\n"
                  % (t_pyroute2, t_utils))
     summary = {}

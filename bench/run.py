@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: the collection against a hand-written shell script (issue 9).
@@ -170,7 +169,7 @@ class Sandbox:
 
     def reset(self, data_dir):
         """Remove whatever is left, by force; then wait until the kernel agrees."""
-        for _ in range(3):
+        for dummy in range(3):
             procs = self.stray_processes()
             if not procs:
                 break
@@ -186,7 +185,7 @@ class Sandbox:
             if sh("umount", point).returncode != 0:
                 sh("umount", "-l", point)
         for root in self.cgroup_roots():
-            for _ in range(50):
+            for dummy in range(50):
                 if not os.path.isdir(root):
                     break
                 busy = False
@@ -234,8 +233,7 @@ class Sandbox:
         checks = {}
         checks["netns"] = sorted(os.listdir("/run/netns")) == names
         ports = sh("ip", "-o", "link", "show", "master", W.BRIDGE).stdout.splitlines()
-        checks["veths on bridge, up"] = (len(ports) == n and all("state UP" in p or "LOWER_UP" in p
-                                                               for p in ports))
+        checks["veths on bridge, up"] = len(ports) == n and all("state UP" in p or "LOWER_UP" in p for p in ports)
         for i in sorted({0, n - 1}):
             name = names[i]
             addr = sh("ip", "-n", name, "-4", "-o", "addr", "show", "eth0").stdout
@@ -313,7 +311,7 @@ class Runner:
         env = dict(self.env, HANDBUILT_BENCH_TIMER=timer)
         with open(logfile, "w") as out:
             t0 = time.perf_counter()
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO, check=False)
             seconds = time.perf_counter() - t0
         tasks, stats = [], {}
         if os.path.exists(timer):
@@ -332,7 +330,7 @@ class Runner:
 
     def script(self, path):
         t0 = time.perf_counter()
-        proc = subprocess.run(["bash", path], capture_output=True, text=True)
+        proc = subprocess.run(["bash", path], capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - t0
         return dict(seconds=seconds, rc=proc.returncode, tail=proc.stderr[-3000:])
 
@@ -574,7 +572,7 @@ def markdown(data, meta, tgts, png_name):
         fails = {n: wres["n"][n].get("failures") for n in ns if wres["n"][n].get("failures")}
         if fails:
             lines += ["", "Failures: " + "; ".join("N=%s: %s" % (n, " | ".join(f[:300] for f in v))
-                                                  for n, v in fails.items())]
+                                                   for n, v in fails.items())]
         lines.append("")
     lines += ["## Targets (issue 9)", "", "| workload | target | N | value | limit | result | detail |",
               "|---|---|---|---|---|---|---|"]
@@ -606,9 +604,9 @@ def plot(data, path):
             pts = [(n, fg) for n, fg in pts if fg]
             if not pts:
                 continue
-            xs = [n for n, _ in pts]
-            ys = [fg["median"] for _, fg in pts]
-            err = [[fg["median"] - fg["min"] for _, fg in pts], [fg["max"] - fg["median"] for _, fg in pts]]
+            xs = [n for n, dummy in pts]
+            ys = [fg["median"] for dummy, fg in pts]
+            err = [[fg["median"] - fg["min"] for dummy, fg in pts], [fg["max"] - fg["median"] for dummy, fg in pts]]
             line = ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, label=CONTENDERS[key], markersize=4)
             est = [(n, fg["median"]) for n, fg in pts if fg.get("estimated")]
             if est:
@@ -631,7 +629,7 @@ def plot(data, path):
 def meta_info(args):
     def out(*argv):
         try:
-            return subprocess.run(argv, capture_output=True, text=True, cwd=REPO).stdout.strip()
+            return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, check=False).stdout.strip()
         except OSError:
             return "?"
     ansible = out(os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "--version")
@@ -687,7 +685,7 @@ def profile(runner, args, n):
     os.makedirs(RESULTS, exist_ok=True)
     out = os.path.join(RESULTS, "profile-w%d-n%d.txt" % (workload, n))
     proc = subprocess.run([MODULE_PYTHON, os.path.join(HERE, "profile_compose.py"), args_path, out],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     built = runner.sandbox.leftovers()
     runner.reset()
     if proc.returncode != 0:
@@ -703,7 +701,7 @@ def profile(runner, args, n):
 
 # --- main -----------------------------------------------------------------------------
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="the default (what make bench runs): N=10,50, 1 run, naive measured at N=10 only")
@@ -767,8 +765,8 @@ def main(argv):
             print(fh.read())
         log("results: %s.{md,json,png} and bench/results/latest.*" % base)
         for t in tgts:
-            print("%-4s workload %d  %-38s N=%-3d %s" % (t["status"], t["workload"], t["target"], t["n"],
-                                                          t["detail"]))
+            print("%-4s workload %d  %-38s N=%-3d %s"
+                  % (t["status"], t["workload"], t["target"], t["n"], t["detail"]))
     except KeyboardInterrupt:
         rc = 130
     finally:

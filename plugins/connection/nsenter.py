@@ -25,7 +25,7 @@ description:
   - Files are copied through C(/proc/<pid>/root/...), resolving every symlink inside the
     container's root (an absolute symlink in the container never leads to a host path).
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 options:
   remote_addr:
     description: Name of the container.
@@ -171,7 +171,7 @@ class Connection(ConnectionBase):
             self._name = self.get_option("remote_addr") or self._play_context.remote_addr
             if not self._name or "/" in self._name or self._name in (".", ".."):
                 raise AnsibleConnectionFailure("invalid container name %r" % self._name)
-            pid, _ = self._container()
+            pid, dummy = self._container()
             display.vvv("ESTABLISH NSENTER CONNECTION TO CONTAINER %s (pid %d)" % (self._name, pid),
                         host=self._name)
             self._connected = True
@@ -220,7 +220,7 @@ class Connection(ConnectionBase):
 
     # --- files -----------------------------------------------------------------
     def _host_path(self, path):
-        pid, _ = self._container()
+        pid, dummy = self._container()
         root = "/proc/%d/root" % pid
         if not path.startswith("/"):
             path = "/" + path

@@ -32,7 +32,7 @@ options:
     elements: dict
     default: []
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -24,7 +24,7 @@ options:
     elements: str
     required: true
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

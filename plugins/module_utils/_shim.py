@@ -52,7 +52,8 @@ import os
 import signal
 import sys
 import time
-import warnings  # noqa: F401 - os.execvpe imports it lazily, after the host root is gone
+# os.execvpe imports warnings lazily, after the host root is gone: imported here first.
+import warnings  # noqa: F401 pylint: disable=unused-import
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -614,7 +615,7 @@ def launch(sock_fd):
 
     sock = socket.socket(fileno=sock_fd)
     while True:
-        message, fds, _, _ = socket.recv_fds(sock, 4096, 2)
+        message, fds, dummy, dummy = socket.recv_fds(sock, 4096, 2)
         if not message:
             break  # the module closed its end: every container is started
         report_fd, log_fd = fds
@@ -668,7 +669,7 @@ def enter(state_dir, err_fd, argv, cwd=None, extra_env=None):
         for name, fd in ns_fds:
             setns(fd, NAMESPACE_FLAGS[name])
             os.close(fd)
-        if any(name == "user" for name, _ in ns_fds):
+        if any(name == "user" for name, dummy in ns_fds):
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         env = dict(cfg["env"])
@@ -696,7 +697,7 @@ def enter(state_dir, err_fd, argv, cwd=None, extra_env=None):
         signal.signal(signum, forward)
     while True:
         try:
-            _, status = os.waitpid(child, 0)
+            dummy, status = os.waitpid(child, 0)
             break
         except InterruptedError:
             continue
@@ -717,7 +718,7 @@ def main(args):
             if rest[0] == "--cwd":
                 cwd, rest = rest[1], rest[2:]
             elif rest[0] == "--env":
-                key, _, value = rest[1].partition("=")
+                key, dummy, value = rest[1].partition("=")
                 env[key] = value
                 rest = rest[2:]
             else:

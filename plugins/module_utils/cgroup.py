@@ -245,7 +245,7 @@ def check_cpus(param, value, ncpus):
         number = float(value)
     except (TypeError, ValueError):
         raise InvalidInput(param, "%r is not a number of CPUs (like 0.5 or 2)" % (value,))
-    if not number > 0:
+    if not number > 0:  # pylint: disable=unnecessary-negation
         raise InvalidInput(param, "%r must be greater than 0" % (value,))
     if number > ncpus:
         raise InvalidInput(param, "%r is more than this host's %d CPUs" % (value, ncpus))
@@ -530,9 +530,9 @@ class Layout:
         if self.v2 is None:
             return ("no cgroup v1 hierarchy has the %s controller mounted and no cgroup v2 "
                     "hierarchy is mounted" % v1name)
+        offered = " ".join(sorted(self.v2_controllers())) or "none"
         return ("the cgroup v2 hierarchy at %s does not offer it (it offers: %s) and no cgroup v1 "
-                "hierarchy has %s mounted" % (self.v2.mount, " ".join(sorted(self.v2_controllers()))
-                                               or "none", v1name))
+                "hierarchy has %s mounted" % (self.v2.mount, offered, v1name))
 
     def all_hierarchies(self):
         """Every hierarchy a collection cgroup may have a directory in."""
@@ -1377,7 +1377,7 @@ def parse_io_v2(text):
             continue
         limits = dict.fromkeys(IO_KEYS, "max")
         for word in words[1:]:
-            key, _, value = word.partition("=")
+            key, dummy, value = word.partition("=")
             if key in limits:
                 limits[key] = _num_or_max(value)
         out[words[0]] = limits

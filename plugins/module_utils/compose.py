@@ -48,7 +48,7 @@ class Ipam:
         wanted = {}
         for spec in containers:
             if spec.get("address"):
-                ip = ipaddress.ip_address(str(spec["address"]).split("/")[0])
+                ip = ipaddress.ip_address(str(spec["address"]).partition("/")[0])
                 holder = taken.get(ip)
                 if holder is not None and holder != spec["name"] and holder not in \
                         [c["name"] for c in containers if not c.get("address")]:
@@ -245,7 +245,7 @@ class Stack:
         # The image and the rootfs exist only once earlier steps ran, so the overlay
         # and the container are built when their turn comes; built now in check
         # mode, they validate the declaration before anything changes.
-        for _, part in parts:
+        for dummy, part in parts:
             if callable(part):
                 part(True)
         return parts
@@ -313,11 +313,11 @@ class Stack:
                 with ThreadPoolExecutor(max_workers=min(PROCESS_WORKERS, len(jobs))) as pool:
                     done = list(pool.map(lambda job: self._converge(job[1]), jobs))
             else:
-                done = [self._converge(resource) for _, resource in jobs]
+                done = [self._converge(resource) for dummy, resource in jobs]
         finally:
             if self.launcher is not None:
                 self.launcher.close()
-        for (name, _), (resource, result) in zip(jobs, done):
+        for (name, dummy), (resource, result) in zip(jobs, done):
             self._record("container", name, resource, result, entries[name], diffs[name])
 
     def _containers(self, results, diffs):
@@ -426,7 +426,7 @@ class Stack:
         containers = os.path.join(self.data_dir, "containers")
         images = os.path.join(self.data_dir, "images")
         going = {containers: {spec["name"] for spec in self.containers},
-                 images: {name for name, _ in self.images}}
+                 images: {name for name, dummy in self.images}}
         commands = []
         for path in (containers, images, self.data_dir, self.state_dir):
             if not os.path.isdir(path):
@@ -441,7 +441,8 @@ class Stack:
         return commands
 
     def converge(self, check_mode):
-        assert check_mode == self.check_mode
+        if check_mode != self.check_mode:
+            raise AssertionError("converge(check_mode=%s) on a Stack made with check_mode=%s" % (check_mode, self.check_mode))
         lacking = host.missing(self.requirements()) if self.state == "present" else []
         if lacking:
             raise PlanError("this host lacks: %s" % ", ".join(lacking))
@@ -460,7 +461,7 @@ class Stack:
             commands += self._containers(containers, diffs)
             unmounted = [entry["overlay"]["overlay"]["device"] for entry in containers.values()
                          if entry.get("overlay", {}).get("overlay")]
-            for _, image in self.images:
+            for dummy, image in self.images:
                 image.expect_unmounted(unmounted)
             nat = dict(self.network).get("masquerade")
             if nat is not None and self.ports is not None:
@@ -469,7 +470,7 @@ class Stack:
             commands += self._remove_empty_dirs()
         return dict(changed=bool(commands), commands=commands, containers=containers, diff=diffs,
                     bridge=shared.get("bridge"), masquerade=shared.get("masquerade"),
-                    images={name: shared["image " + name] for name, _ in self.images},
+                    images={name: shared["image " + name] for name, dummy in self.images},
                     ports=shared.get("ports"),
                     summary=self.summary(containers),
                     gateway=str(self.gateway), subnet=str(self.subnet))

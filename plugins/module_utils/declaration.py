@@ -41,7 +41,7 @@ class Network:
 
 def _container_address(where, value, net):
     try:
-        ip = ipaddress.ip_address(str(value).split("/")[0])
+        ip = ipaddress.ip_address(str(value).partition("/")[0])
     except ValueError:
         raise validate.InvalidInput(where, "%r is not an IP address" % (value,))
     if ip not in net.subnet or ip in (net.subnet.network_address, net.subnet.broadcast_address):

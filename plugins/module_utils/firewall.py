@@ -92,7 +92,9 @@ def find_bin(name):
 
 
 def run(argv, stdin=None, check=True):
-    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    # Not run_command: the models hold no AnsibleModule. An argv, never a shell.
+    # pylint: disable-next=ansible-bad-function
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise CommandError(argv, proc.returncode, proc.stderr)
     return proc
@@ -114,11 +116,13 @@ class Rule:
               "ct", "target", "to")
 
     def __init__(self, chain, target, **matches):
-        assert chain in CHAINS and target in ("masquerade", "accept", "drop", "dnat")
+        if chain not in CHAINS or target not in ("masquerade", "accept", "drop", "dnat"):
+            raise AssertionError("no rule %r in chain %r" % (target, chain))
         self.chain = chain
         self.values = dict(matches, target=target)
         unknown = set(self.values) - set(self.FIELDS)
-        assert not unknown, unknown
+        if unknown:
+            raise AssertionError("unknown rule fields %s" % sorted(unknown))
 
     def get(self, key):
         return self.values.get(key)
@@ -679,7 +683,7 @@ class Firewall(Resource):
                 ours = [(c, w) for c, w in table["rules"] if c.startswith("HANDBUILT-")
                         and (comment_of(w) or "").startswith(earlier.prefix)]
                 left = [rule for rule in table["rules"] if rule not in ours]
-                for chain in {c for c, _ in ours} - {c for c, _ in left}:
+                for chain in {c for c, dummy in ours} - {c for c, dummy in left}:
                     table["policies"].pop(chain, None)  # emptied: -X, and its jump goes
                     left = [(c, w) for c, w in left if w[-2:] != ["-j", chain]]
                 table["rules"] = left
@@ -757,7 +761,7 @@ class Firewall(Resource):
     # --- planning --------------------------------------------------------------
     def places(self, state, rule):
         """Where a desired rule goes: [("nft",)] or [("ipt", variant, table)]."""
-        _, table, _, _ = CHAINS[rule.chain]
+        dummy, table, dummy, dummy = CHAINS[rule.chain]
         if state["nft"] is not None:
             if rule.chain == "forward":
                 return [("ipt", v, table) for v in state["forward_variants"]]
@@ -773,7 +777,7 @@ class Firewall(Resource):
         for rule in state["desired"]:
             for place in self.places(state, rule):
                 entries = want.setdefault((place, self.chain_name(place, rule.chain)), [])
-                if all(c != self.comment(rule) for c, _ in entries):
+                if all(c != self.comment(rule) for c, dummy in entries):
                     entries.append((self.comment(rule), rule))
         return want
 
@@ -802,7 +806,7 @@ class Firewall(Resource):
             place, chain = key
             desired = want.get(key, [])
             installed = have.get(key, [])
-            wanted_comments = {c for c, _ in desired}
+            wanted_comments = {c for c, dummy in desired}
             seen, delete = set(), []
             for comment, ref in installed:
                 if comment not in wanted_comments or comment in seen:
@@ -848,12 +852,12 @@ class Firewall(Resource):
         return "forward"
 
     def _plan_ipt(self, state, place, chain, delete, add):
-        _, variant, table_name = place
+        dummy, variant, table_name = place
         table = state["ipt"].get(variant, {}).get(table_name, {"policies": {}, "rules": []})
         builtin = CHAINS[self._abstract(chain)][2]
         first = CHAINS[self._abstract(chain)][3]
         exists = chain in table["policies"]
-        total = sum(1 for c, _ in table["rules"] if c == chain)
+        total = sum(1 for c, dummy in table["rules"] if c == chain)
         remaining = total - len(delete) + len(add)
         jump = ["-m", "comment", "--comment", OWNER, "-j", chain]
         jumps = [w for c, w in table["rules"] if c == builtin and w[-2:] == ["-j", chain]]
@@ -894,19 +898,19 @@ class Firewall(Resource):
                 out.append("nft %s %s %s: %s" % (NFT_FAMILY, NFT_TABLE, chain, text))
             else:
                 text = " ".join(rule.iptables() if rule is not None else without_comment(ref))
-                out.append("%s -t %s %s: %s" % (self.host.variant_display(place[1]), place[2],
-                                               chain, text))
+                variant = self.host.variant_display(place[1])
+                out.append("%s -t %s %s: %s" % (variant, place[2], chain, text))
         return sorted(out)
 
     def predicted_rules(self, state):
         out = []
         for (place, chain), entries in self.wanted(state).items():
-            for _, rule in entries:
+            for dummy, rule in entries:
                 if place[0] == "nft":
                     out.append("nft %s %s %s: %s" % (NFT_FAMILY, NFT_TABLE, chain, rule.nft()))
                 else:
-                    out.append("%s -t %s %s: %s" % (self.host.variant_display(place[1]), place[2],
-                                                   chain, " ".join(rule.iptables())))
+                    variant = self.host.variant_display(place[1])
+                    out.append("%s -t %s %s: %s" % (variant, place[2], chain, " ".join(rule.iptables())))
         return sorted(out)
 
     def backend_label(self, state):
@@ -984,7 +988,7 @@ def destination(param, value):
     """'10.10.0.2:80' -> (IPv4Address, 80)."""
     if not isinstance(value, str) or value.count(":") != 1:
         raise InvalidInput(param, "%r is not an address:port such as 10.10.0.2:80" % (value,))
-    addr, _, p = value.strip().partition(":")
+    addr, dummy, p = value.strip().partition(":")
     if not p.strip().isdigit():
         raise InvalidInput(param, "%r is not an address:port such as 10.10.0.2:80 (bad port)"
                            % (value,))
@@ -1091,7 +1095,7 @@ class PortForward(Firewall):
         self._sysctls = wanted
         if self.localhost:
             for p in self.ports:
-                dev, _ = self._route(p["dest_addr"])
+                dev, dummy = self._route(p["dest_addr"])
                 if dev is None:
                     message = ("destination: no route to %s on this host, so localhost access "
                                "cannot be set up (create the bridge first, or set localhost: false)"

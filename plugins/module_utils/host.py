@@ -93,13 +93,13 @@ def installed_packages(names, status_text):
     """
     wanted = {}
     for name in names:
-        package, _, arch = name.partition(":")
+        package, dummy, arch = name.partition(":")
         wanted.setdefault(package, []).append((name, arch))
     found = {}
     fields = {}
     for line in status_text.splitlines() + [""]:
         if line and line[0] not in " \t":
-            key, _, value = line.partition(":")
+            key, dummy, value = line.partition(":")
             if key in ("Package", "Status", "Version", "Architecture"):
                 fields[key] = value.strip()
         elif not line:

@@ -278,7 +278,7 @@ class Socket:
 
     def link(self, command, **kwargs):
         if command == "get" and self._netlink.caching and len(kwargs) == 1:
-            (field, value), = kwargs.items()
+            field, value = next(iter(kwargs.items()))
             if field in ("ifname", "index"):
                 found = self._dump()[0 if field == "ifname" else 1].get(value)
                 if found is None:

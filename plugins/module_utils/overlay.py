@@ -97,7 +97,7 @@ def parse_super_options(text):
     result = {"lower": [], "upper": None, "work": None, "options": []}
     for raw in text.split(","):
         option = unescape_octal(raw)
-        key, _, value = option.partition("=")
+        key, dummy, value = option.partition("=")
         if key == "lowerdir":
             result["lower"] += split_lowerdir(value)
         elif key in ("lowerdir+", "datadir+"):
@@ -315,7 +315,7 @@ def read_record(record):
         return None
     created = []
     for line in lines:
-        role, _, path = line.partition(" ")
+        role, dummy, path = line.partition(" ")
         if path:
             created.append((role, path))
     return created
@@ -469,7 +469,7 @@ class OverlayMount(Resource):
         return self._plan_down(current, mount)
 
     def _existing_created(self, current):
-        return [d for _, d in current["created"] if os.path.lexists(d)]
+        return [d for dummy, d in current["created"] if os.path.lexists(d)]
 
     def _plan_mounted(self, current, mount):
         ops = []
@@ -533,7 +533,7 @@ class OverlayMount(Resource):
             else:
                 ops.append(Op(render(["rmdir", d]), self._rmdir, d, role == "parent"))
         for param, d in (("upper", self.upper), ("work", self.work)):
-            if d and os.path.lexists(d) and d not in [p for _, p in current["created"]]:
+            if d and os.path.lexists(d) and d not in [p for dummy, p in current["created"]]:
                 self.warnings.append("%s %s was not created by handbuilt.containers; it is left in "
                                      "place" % (param, d))
         if current["recorded"]:
@@ -574,8 +574,8 @@ class OverlayMount(Resource):
             sys_umount(self.path)  # no MNT_DETACH: the kernel says EBUSY if anything uses it
         except OSError as exc:
             if exc.errno == errno.EBUSY:
-                raise self._busy_error(open_users(self.path) or ["open files or working directories"
-                                                                  " beneath it (EBUSY)"], why)
+                users = open_users(self.path) or ["open files or working directories beneath it (EBUSY)"]
+                raise self._busy_error(users, why)
             raise
 
     def _mount(self):
@@ -620,8 +620,8 @@ class OverlayMount(Resource):
                     "created": sorted(self._existing_created(current))}
         return {"state": "absent", "path": self.path}
 
-    def predict(self, before_view):
-        return self._after if self._after is not None else before_view
+    def predict(self, before):
+        return self._after if self._after is not None else before
 
     def facts(self, current):
         mount = current["mount"]

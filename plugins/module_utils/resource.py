@@ -51,7 +51,7 @@ class Resource:
         """What --diff shows of a state (a small dict, or {'state': 'absent'})."""
         raise NotImplementedError
 
-    def predict(self, before_view):
+    def predict(self, before):
         """The view after a successful run, for check mode."""
         raise NotImplementedError
 

@@ -155,7 +155,7 @@ notes:
 seealso:
   - module: handbuilt.containers.cgroup_info
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -31,7 +31,7 @@ extends_documentation_fragment:
 seealso:
   - module: handbuilt.containers.cgroup
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

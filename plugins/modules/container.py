@@ -179,7 +179,7 @@ notes:
     C(prctl) and C(capset) through ctypes, so Python 3.11 without C(os.unshare) works.
   - Container processes are not restarted after a reboot (the state lives under C(/run)).
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

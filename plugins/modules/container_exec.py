@@ -50,13 +50,14 @@ extends_documentation_fragment:
   - handbuilt.containers.common
 attributes:
   check_mode:
-    support: none
-    description: In check mode the command is not run and the task is skipped.
+    support: partial
+    description: Can run in check mode.
+    details: The command is not run; the task reports C(skipped) and returns C(cmd), what it would run.
   diff_mode:
     support: none
     description: Nothing to show.
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -30,7 +30,7 @@ attributes:
     support: none
     description: Nothing to show.
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -40,7 +40,7 @@ attributes:
     support: none
     description: Changes nothing.
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -110,7 +110,7 @@ notes:
     build.
   - The module takes the host lock in O(state_dir), so two builds never race.
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

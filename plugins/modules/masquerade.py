@@ -84,7 +84,7 @@ requirements:
 notes:
   - IPv4 only for now.
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

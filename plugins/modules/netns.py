@@ -38,7 +38,7 @@ extends_documentation_fragment:
   - handbuilt.containers.common.NETLINK
   - handbuilt.containers.common.FORCE
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

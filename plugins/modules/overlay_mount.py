@@ -72,7 +72,7 @@ notes:
     reboot the old upper layer is no longer known as created by the collection and O(state=absent)
     leaves it in place.
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -99,7 +99,7 @@ notes:
   - IPv4 only for now.
   - Two resources publishing the same host port are not detected; the first rule wins.
 author:
-  - handbuilt.containers developers
+  - handbuilt.containers developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -40,7 +40,7 @@ def sh(*argv, check=True, netns=None):
     argv = list(argv)
     if netns:
         argv = ["ip", "netns", "exec", netns] + argv
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (%d): %s" % (" ".join(argv), proc.returncode, proc.stderr))
     return proc.stdout if check else proc
@@ -50,7 +50,7 @@ def ping(address, netns=None, attempts=3):
     """True once a ping gets an answer. Several attempts because a port just added to a
     bridge forwards only after the kernel's linkwatch reports its carrier (batched, up to
     1 s later): one lost first packet is the kernel's timing, not a broken topology."""
-    for _ in range(attempts):
+    for dummy in range(attempts):
         proc = sh("ping", "-c", "1", "-W", "1", "-q", address, netns=netns, check=False)
         if proc.returncode == 0:
             return True
@@ -60,7 +60,7 @@ def ping(address, netns=None, attempts=3):
 def snapshot():
     """What the collection may touch on a host, for before/after comparisons."""
     def run(*argv):
-        out = subprocess.run(argv, capture_output=True, text=True).stdout
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
         # IPv6 link-local addresses and routes appear a moment after a link
         # comes up (autoconf), so they are left out of the comparison.
         lines = [re.sub(r"\s*fe80::\S+", "", line) for line in out.splitlines()
@@ -96,7 +96,7 @@ def kill_containers(base="/run/handbuilt/containers"):
                     data = fh.read()
                 if int(data[data.rindex(")") + 2:].split()[19]) == state[start_key]:
                     os.kill(pid, signal.SIGKILL)
-                    for _ in range(50):  # gone, or a zombie waiting for its parent
+                    for dummy in range(50):  # gone, or a zombie waiting for its parent
                         with open("/proc/%d/stat" % pid) as fh:
                             if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
                                 break
@@ -112,9 +112,9 @@ def is_mountpoint(path):
 def remove_netns_file(path):
     """Unmount (every stacked mount) and remove a namespace file, retrying while
     killed container processes still hold it."""
-    for _ in range(50):
+    for dummy in range(50):
         while is_mountpoint(path):
-            if subprocess.run(["umount", "-l", path], capture_output=True).returncode:
+            if subprocess.run(["umount", "-l", path], capture_output=True, check=False).returncode:
                 break
         try:
             os.unlink(path)
@@ -129,19 +129,19 @@ def remove_netns_file(path):
 def reset_sandbox():
     kill_containers()
     for name in os.listdir("/run/netns"):
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         remove_netns_file("/run/netns/" + name)
-    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=False).stdout
     for line in out.splitlines():
         name = line.split(": ")[1].split("@")[0]
         if name != "lo":
-            subprocess.run(["ip", "link", "del", name], capture_output=True)
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
     if shutil.which("nft"):
-        subprocess.run(["nft", "flush", "ruleset"], capture_output=True)
+        subprocess.run(["nft", "flush", "ruleset"], capture_output=True, check=False)
     if os.path.exists("/proc/net/ip_tables_names") and shutil.which("iptables-legacy"):
         for table in open("/proc/net/ip_tables_names").read().split():
             for action in (["-F"], ["-X"]):
-                subprocess.run(["iptables-legacy", "-t", table] + action, capture_output=True)
+                subprocess.run(["iptables-legacy", "-t", table] + action, capture_output=True, check=False)
     with open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
         fh.write("0\n")
     shutil.rmtree(STATE_DIR, ignore_errors=True)
@@ -220,7 +220,7 @@ class Ansible:
             argv.append("-" + "v" * verbosity)
         if netns:
             argv = ["ip", "netns", "exec", netns] + argv
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
         with open(record.name) as fh:
             records = [json.loads(line) for line in fh if line.strip()]
         os.unlink(record.name)

@@ -74,7 +74,7 @@ def kill_tree(path):
     for child in os.listdir(path):
         if os.path.isdir(os.path.join(path, child)):
             kill_tree(os.path.join(path, child))
-    for _ in range(500):
+    for dummy in range(500):
         with open(os.path.join(path, "cgroup.procs")) as fh:
             pids = [int(p) for p in fh.read().split()]
         for pid in pids:
@@ -115,7 +115,7 @@ class Hog:
         self.proc.stdin.flush()
 
     def output(self, timeout=20):
-        out, _ = self.proc.communicate(timeout=timeout)
+        out, dummy = self.proc.communicate(timeout=timeout)
         return out
 
     def stop(self):
@@ -140,7 +140,7 @@ def hogs():
 def my_cgroup(pid, controller):
     with open("/proc/%d/cgroup" % pid) as fh:
         for line in fh:
-            _, names, path = line.rstrip("\n").split(":", 2)
+            dummy, names, path = line.rstrip("\n").split(":", 2)
             if controller in names.split(","):
                 return path
     return None
@@ -313,7 +313,7 @@ BAD = [
 
 def test_bad_input_fails_clearly_and_writes_nothing(ansible):
     tasks = []
-    for i, (args, _) in enumerate(BAD):
+    for i, (args, dummy) in enumerate(BAD):
         args = dict(args)
         tasks.append(dict(cgroup(args.pop("name"), task="case %d" % i, **dict(where(), **args)),
                           ignore_errors=True))

@@ -12,13 +12,11 @@ import ctypes
 import json
 import os
 import signal
-import subprocess
-import tempfile
 import time
 
 import pytest
 import yaml
-from conftest import ping, sh  # noqa: F401
+from conftest import sh
 from helpers.rootfs import build_rootfs
 
 M = "handbuilt.containers."
@@ -68,7 +66,7 @@ def descendants(root=None):
 def reap():
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, dummy = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
@@ -87,7 +85,7 @@ def no_leftover_processes():
     assert _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     yield
     left = descendants()
-    for pid, _ in left:
+    for pid, dummy in left:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
@@ -130,8 +128,7 @@ def exec_(name, command, task=None, ignore_errors=False, **kw):
 
 
 def absent(name):
-    return {"name": "absent %s" % name, M + "container": dict(name=name, state="absent",
-                                                               stop_timeout=5)}
+    return {"name": "absent %s" % name, M + "container": dict(name=name, state="absent", stop_timeout=5)}
 
 
 def out(play, task):
@@ -223,7 +220,7 @@ def test_lifecycle_isolation_and_idempotence(ansible, rootfs, tmp_path):
         assert again.result("container c1")["commands"] == []
 
         # restart: false refuses a different declaration and leaves the container alone.
-        changed = container("c1", rootfs, **dict(declared, env={"GREETING": "bye"}))
+        changed = container("c1", rootfs, **{**declared, "env": {"GREETING": "bye"}})
         refuse = ansible.tasks([dict(changed, **{M + "container": dict(
             changed[M + "container"], restart=False)})])
         assert refuse.rc != 0
@@ -351,7 +348,7 @@ def test_two_containers_ping_through_a_bridge(ansible, rootfs):
 def _own_memory_cgroup():
     with open("/proc/self/cgroup") as fh:
         for line in fh:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
+            dummy, controllers, path = line.rstrip("\n").split(":", 2)
             if "memory" in controllers.split(","):
                 return "/sys/fs/cgroup/memory" + path
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # v2
@@ -458,7 +455,7 @@ def test_init_nsenter_connection_and_user_namespace(ansible, rootfs, tmp_path):
             assert fh.read() == "hello from the host\n"
         conn.fetch_file("/etc/hostname", str(tmp_path / "fetched"))
         assert (tmp_path / "fetched").read_text() == "handbuilt\n"
-        rc, stdout, _ = conn.exec_command("cat /tmp/put.txt; echo $$")
+        rc, stdout, dummy = conn.exec_command("cat /tmp/put.txt; echo $$")
         assert rc == 0 and stdout.splitlines()[0] == b"hello from the host"
         # tini forwards SIGTERM to sleep: stopping does not wait for the SIGKILL timeout.
         began = time.monotonic()

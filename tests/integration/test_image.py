@@ -26,7 +26,7 @@ def tmp(tmp_path):
     left = [line.split()[4] for line in open("/proc/self/mountinfo")
             if line.split()[4].startswith(str(tmp_path))]
     for mp in reversed(left):
-        subprocess.run(["umount", "-l", mp], capture_output=True)
+        subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
     assert not left, "mounts leaked: %s" % left
 
 
@@ -195,13 +195,13 @@ def test_tarball_image_from_url(ansible, tmp, serve):
     web = serve(site)
     url, missing = web.url + "/tiny.tar.gz", web.url + "/missing.tar.gz"
     good = dict(source="tarball", tarball=url, checksum="sha256:" + digest)
-    bad = dict(good, checksum="sha256:" + "0" * 64)
+    bad = {**good, "checksum": "sha256:" + "0" * 64}
 
     def task(name, **kw):
         return dict(image(name, tmp, image="tiny", **kw), environment=LOCAL)
 
     res = ansible.tasks([dict(task("bad", **bad), ignore_errors=True),
-                         dict(task("404", **dict(good, tarball=missing)), ignore_errors=True)])
+                         dict(task("404", **{**good, "tarball": missing}), ignore_errors=True)])
     msg = res.result("bad")["msg"]
     assert res.result("bad")["failed"] and "checksum" in msg and digest in msg and url in msg, res
     msg = res.result("404")["msg"]
@@ -257,7 +257,7 @@ def test_debootstrap_image(ansible, tmp, serve):
     out = sh("chroot", rootfs, "/bin/sh", "-c", "dpkg-query -W -f '${Status}' apt; echo; apt-get --version")
     assert out.startswith("install ok installed\napt "), out
     # Everything came from the served mirror, signed Release first; nothing was missing.
-    paths = [path for _, path, _ in mirror.log]
+    paths = [path for dummy, path, dummy in mirror.log]
     assert paths[0] == "/debian/dists/bookworm/InRelease", paths[:3]
     assert not [r for r in mirror.log if r[2] != 200], mirror.log
     assert len([p for p in paths if p.startswith("/debian/pool/") and p.endswith(".deb")]) > 50
@@ -279,7 +279,7 @@ def test_debootstrap_image(ansible, tmp, serve):
     assert res.result("forged")["failed"] and "Invalid Release signature" in msg, res
     left = tmp / "images/forged"
     assert not left.exists(), os.listdir(str(left))
-    assert not [p for _, p, _ in evil.log if "/pool/" in p], evil.log  # stopped before any .deb
+    assert not [p for dummy, p, dummy in evil.log if "/pool/" in p], evil.log  # stopped before any .deb
 
     res = ansible.tasks([image("gone", tmp, image="debian", state="absent"),
                          image("gone too", tmp, image="forged", state="absent")])

@@ -66,11 +66,11 @@ def legacy_loaded():
 
 def reset_firewall():
     for table in legacy_loaded():
-        subprocess.run(["iptables-legacy", "-t", table, "-F"], capture_output=True)
-        subprocess.run(["iptables-legacy", "-t", table, "-X"], capture_output=True)
+        subprocess.run(["iptables-legacy", "-t", table, "-F"], capture_output=True, check=False)
+        subprocess.run(["iptables-legacy", "-t", table, "-X"], capture_output=True, check=False)
         for chain in ("FORWARD", "INPUT", "OUTPUT"):
-            subprocess.run(["iptables-legacy", "-t", table, "-P", chain, "ACCEPT"], capture_output=True)
-    subprocess.run(["nft", "flush", "ruleset"], capture_output=True)
+            subprocess.run(["iptables-legacy", "-t", table, "-P", chain, "ACCEPT"], capture_output=True, check=False)
+    subprocess.run(["nft", "flush", "ruleset"], capture_output=True, check=False)
     with open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
         fh.write("0\n")
 
@@ -158,22 +158,22 @@ def foreign_rules():
     """The firewall as seen without the collection: every rule and policy not ours."""
     state = {}
     for tool in ("iptables-nft-save", "iptables-legacy-save"):
-        out = subprocess.run([tool], capture_output=True, text=True).stdout
+        out = subprocess.run([tool], capture_output=True, text=True, check=False).stdout
         lines = [re.sub(r"\s*\[\d+:\d+\]", "", l) for l in out.splitlines()
                  if l.startswith("-A") or (l.startswith(":") and not l.endswith("ACCEPT [0:0]")
                                            and " ACCEPT " not in l)]
         state[tool] = sorted(l for l in lines)
     state["foreign_nft"] = subprocess.run(["nft", "-s", "list", "table", "ip", "foreign"],
-                                          capture_output=True, text=True).stdout
+                                          capture_output=True, text=True, check=False).stdout
     return state
 
 
 def raw_firewall():
     """Everything, for 'nothing changed at all' comparisons."""
     out = {}
-    out["nft"] = subprocess.run(["nft", "-s", "list", "ruleset"], capture_output=True, text=True).stdout
+    out["nft"] = subprocess.run(["nft", "-s", "list", "ruleset"], capture_output=True, text=True, check=False).stdout
     out["legacy"] = re.sub(r"^#.*$|\[\d+:\d+\]", "", subprocess.run(
-        ["iptables-legacy-save"], capture_output=True, text=True).stdout, flags=re.M)
+        ["iptables-legacy-save"], capture_output=True, text=True, check=False).stdout, flags=re.M)
     out["ip_forward"] = open("/proc/sys/net/ipv4/ip_forward").read()
     out["route_localnet"] = open("/proc/sys/net/ipv4/conf/br0/route_localnet").read()
     out["state"] = sorted(os.walk("/run/handbuilt"))
@@ -195,8 +195,8 @@ def pf(backend, state="present", **kw):
 
 
 def no_collection_rules():
-    nft = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    legacy = subprocess.run(["iptables-legacy-save"], capture_output=True, text=True).stdout
+    nft = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=False).stdout
+    legacy = subprocess.run(["iptables-legacy-save"], capture_output=True, text=True, check=False).stdout
     return "handbuilt" not in nft.lower() and "HANDBUILT" not in legacy
 
 
@@ -412,7 +412,7 @@ def test_bad_input_fails_naming_the_parameter_and_changes_nothing(ansible):
     build_world()
     before = raw_firewall()
     tasks = [{"name": "case %d" % i, M + module: args, "ignore_errors": True}
-             for i, (module, args, _) in enumerate(BAD)]
+             for i, (module, args, dummy) in enumerate(BAD)]
     # backend requested but not installed: no nft / iptables in this task's PATH
     tasks.append({"name": "no nft", M + "masquerade": dict(source="10.10.0.0/24", backend="nftables"),
                   "ignore_errors": True, "environment": {"PATH": "/usr/bin:/bin"}})

@@ -7,7 +7,7 @@ import os
 import sys
 
 import pytest
-from conftest import EMPTY, ping, sh, snapshot  # noqa: F401  (EMPTY read via module)
+from conftest import ping, sh, snapshot
 
 import conftest
 
@@ -282,7 +282,7 @@ BAD_VETH = [
 def test_bad_input_fails_clearly_and_changes_nothing(ansible, module, cases):
     before = snapshot()
     tasks = [{"name": "case %d" % i, M + module: args, "ignore_errors": True}
-             for i, (args, _) in enumerate(cases)]
+             for i, (args, dummy) in enumerate(cases)]
     run = ansible.tasks(tasks)
     for i, (args, param) in enumerate(cases):
         result = run.result("case %d" % i)

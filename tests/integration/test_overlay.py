@@ -29,8 +29,8 @@ def tmp(tmp_path):
     root = str(tmp_path)
     yield tmp_path
     left = mounts_under(root)
-    for mp, _, _ in reversed(left):
-        subprocess.run(["umount", "-l", mp], capture_output=True)
+    for mp, dummy, dummy in reversed(left):
+        subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
     assert not left, "mounts leaked: %s" % [m[0] for m in left]
 
 
@@ -134,7 +134,7 @@ def test_changed_layers_remount(ansible, tmp):
 
 
 def wait_for_cwd(proc, path):
-    for _ in range(100):
+    for dummy in range(100):
         try:
             if os.readlink("/proc/%d/cwd" % proc.pid).startswith(path):
                 return
@@ -166,7 +166,7 @@ def test_busy_mount_with_changed_layers_is_a_clear_error(ansible, tmp):
     # 2. A container-like process holding the mount in its own mount namespace.
     proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
     try:
-        for _ in range(100):
+        for dummy in range(100):
             if os.readlink("/proc/%d/ns/mnt" % proc.pid) != os.readlink("/proc/self/ns/mnt"):
                 break
             time.sleep(0.02)
@@ -222,7 +222,10 @@ def test_hand_made_mount_with_odd_characters(ansible, tmp):
     upper, work, merged = (str(tmp / "c d" / n) for n in ("up per", "wo,rk", "mer:ged"))
     for d in (upper, work, merged):
         os.makedirs(d)
-    esc = lambda p: p.replace(",", "\\,").replace(":", "\\:")  # noqa: E731
+
+    def esc(p):
+        return p.replace(",", "\\,").replace(":", "\\:")
+
     sh("mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s:%s,upperdir=%s,workdir=%s"
        % (esc(app), esc(base), esc(upper), esc(work)), merged)
     args = dict(path=merged, lower=[app, base], upper=upper, work=work)

@@ -29,11 +29,11 @@ def cgroup_dirs(parent):
     """Every directory of ``parent`` beneath this process's own cgroup, per v1 hierarchy."""
     found = []
     for line in open("/proc/self/cgroup"):
-        _, controllers, path = line.strip().split(":", 2)
+        dummy, controllers, path = line.strip().split(":", 2)
         if not controllers or controllers.startswith("name="):
             continue
         base = "/sys/fs/cgroup/%s%s/%s" % (controllers.split(",")[0], path.rstrip("/"), parent)
-        for root, dirs, _ in os.walk(base):
+        for root, dirs, dummy in os.walk(base):
             found += [os.path.join(root, d) for d in dirs] + ([root] if root == base else [])
     return sorted(found)
 
@@ -60,7 +60,7 @@ def remove_cgroups(dirs):
             except OSError:
                 pass
     for path in sorted(dirs, key=len, reverse=True):
-        for _ in range(50):
+        for dummy in range(50):
             try:
                 os.rmdir(path)
                 break
@@ -79,7 +79,7 @@ def host_snapshot(extra):
 
 
 def http_get(url, tries=20):
-    for _ in range(tries):
+    for dummy in range(tries):
         try:
             return urllib.request.urlopen(url, timeout=2).read().decode()
         except OSError:
@@ -381,8 +381,8 @@ def test_prerequisites_install_only_what_dpkg_lacks(ansible):
     """host_info reads dpkg's database, so the prerequisites role runs apt (seconds, on every
     run) only when a package is missing."""
     installed = ["iproute2", "python3-pyroute2"]  # the sandbox's own tests need them
-    tasks = [{"name": "packages", "handbuilt.containers.host_info": {
-                 "packages": installed + ["handbuilt-no-such-package"]}},
+    tasks = [{"name": "packages",
+              "handbuilt.containers.host_info": {"packages": installed + ["handbuilt-no-such-package"]}},
              {"name": "bad name", "handbuilt.containers.host_info": {"packages": ["x; rm -rf /"]},
               "ignore_errors": True}]
     run = ansible.tasks(tasks)

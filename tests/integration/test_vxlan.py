@@ -76,7 +76,7 @@ def test_bad_input_changes_nothing(ansible):
         (dict(name="lo", vni=42, local="10.99.0.11"), "name"),
     ]
     run = ansible.tasks([{"name": "case %d" % i, M + "vxlan": args, "ignore_errors": True}
-                         for i, (args, _) in enumerate(cases)])
+                         for i, (args, dummy) in enumerate(cases)])
     for i, (args, param) in enumerate(cases):
         result = run.result("case %d" % i)
         assert result["failed"] and param in result["msg"], (args, result)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write docs/modules.md from the modules' own DOCUMENTATION/EXAMPLES (via ansible-doc)."""
 
 from __future__ import annotations

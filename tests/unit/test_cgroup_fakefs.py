@@ -181,7 +181,7 @@ class FakeCgroupFs(cg.HostFs):
             table = cg.parse_io_v2(old)
             limits = table.get(devno, dict.fromkeys(cg.IO_KEYS, "max"))
             for pair in pairs:
-                k, _, v = pair.partition("=")
+                k, dummy, v = pair.partition("=")
                 limits[k] = "max" if v == "max" else int(v)
             table[devno] = limits
             new = "\n".join("%s %s" % (dev, " ".join("%s=%s" % (k, lim[k]) for k in cg.IO_KEYS))

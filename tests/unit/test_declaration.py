@@ -14,8 +14,8 @@ NET = {"bridge": "br0", "subnet": "10.10.0.0/24", "gateway": "10.10.0.1"}
 def test_a_good_declaration_has_no_errors():
     containers = [
         {"name": "web", "address": "10.10.0.2", "command": ["httpd"], "memory": "64M", "cpus": 0.5,
-         "pids": 64, "ports": [{"host": 8080, "container": 80}, {"host": 8080, "container": 80,
-                                                              "protocol": "udp"}]},
+         "pids": 64, "ports": [{"host": 8080, "container": 80},
+                               {"host": 8080, "container": 80, "protocol": "udp"}]},
         {"name": "client", "ports": [{"host": 8081, "container": 80, "host_address": "127.0.0.1"}]},
         {"name": "db", "pids": "32", "cpus": "1.5"},  # as Ansible's argument spec would convert
     ]

@@ -262,8 +262,8 @@ def test_a_failing_transaction_names_its_steps(monkeypatch):
 # --- sysctl claims ------------------------------------------------------------
 def test_ip_forward_is_restored_only_by_the_last_holder(tmp_path, monkeypatch):
     values = {"net.ipv4.ip_forward": "0"}
-    monkeypatch.setattr(fw, "read_sysctl", lambda key: values.get(key))
-    monkeypatch.setattr(fw, "write_sysctl", lambda key, value: values.__setitem__(key, value))
+    monkeypatch.setattr(fw, "read_sysctl", values.get)
+    monkeypatch.setattr(fw, "write_sysctl", values.__setitem__)
     a = fw.Sysctls(str(tmp_path), "masquerade@a")
     b = fw.Sysctls(str(tmp_path), "port_forward@b")
     for op in a.plan_claim(a.read(), "net.ipv4.ip_forward", "1"):
@@ -286,7 +286,7 @@ def test_ip_forward_is_restored_only_by_the_last_holder(tmp_path, monkeypatch):
 
 def test_ip_forward_found_on_is_never_turned_off(tmp_path, monkeypatch):
     values = {"net.ipv4.ip_forward": "1"}
-    monkeypatch.setattr(fw, "read_sysctl", lambda key: values.get(key))
+    monkeypatch.setattr(fw, "read_sysctl", values.get)
     a = fw.Sysctls(str(tmp_path), "masquerade@a")
     for op in a.plan_claim(a.read(), "net.ipv4.ip_forward", "1"):
         op.apply()

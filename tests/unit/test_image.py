@@ -96,6 +96,7 @@ def test_busybox_build_is_atomic_and_idempotent(tmp_path):
     assert check["changed"] and not os.path.exists(d)
     assert check["diff"]["after"]["current"] == img.version
     first = im.Image("bb", images_dir=d, nameservers=["10.0.0.2"]).converge(check_mode=False)
+
     def stable(cmds):  # the manifest carries the build time
         return [c for c in cmds if not c.startswith("echo ")]
     assert first["changed"] and stable(first["commands"]) == stable(check["commands"])

@@ -90,7 +90,7 @@ def test_stop_caching_drops_every_dump(nl):
 
 
 def test_a_miss_raises_what_the_kernel_raises(nl):
-    nl, _ = nl
+    nl, dummy = nl
     nl.cache_links()
     with pytest.raises(netlink.NetlinkError) as exc:
         nl.ipr().link("get", ifname="nope")

@@ -256,7 +256,7 @@ def test_plan_absent_removes_only_created(layers):
 
 
 def test_plan_absent_nothing_there_is_empty(layers):
-    tmp, _ = layers
+    tmp, dummy = layers
     res = ov.OverlayMount(str(tmp / "nothing"), state="absent", state_dir=str(tmp / "s"))
     assert res.plan(current(None, False)) == []
     assert res.view(current(None, False)) == {"state": "absent", "path": str(tmp / "nothing")}

@@ -171,7 +171,7 @@ def kill_checked(pid: int, marker: str, grace: float = 5.0) -> None:
     if pid_alive_with(pid, marker):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        for _ in range(50):
+        for dummy in range(50):
             if not pid_alive_with(pid, marker):
                 return
             time.sleep(0.1)
@@ -291,7 +291,7 @@ class VM:
                 monsock=self.monsock, pidfile=self.pidfile, append_extra=self.cmdline_extra(),
                 loadvm=SNAPSHOT_TAG if template else None)
             t = time.monotonic()
-            res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
             if res.returncode == 0:
                 self.started = t
                 return
@@ -442,7 +442,7 @@ def ensure_template(image: Path, accel: str, smp: int, memory: str, timeout: flo
             with contextlib.suppress(VMError, OSError):
                 qmp(vm.monsock, {"execute": "quit"}, timeout=30)
             log(f"template: savevm took {time.monotonic() - t:.1f} s")
-            for _ in range(100):
+            for dummy in range(100):
                 if not vm.alive():
                     break
                 time.sleep(0.1)
@@ -637,7 +637,7 @@ def cmd_ssh(a: argparse.Namespace) -> int:
     if key is None:
         raise VMError("--image-dir is required")
     argv = ssh_argv(key, vm["port"]) + ([shlex.join(a.command)] if a.command else [])
-    return subprocess.run(argv).returncode
+    return subprocess.run(argv, check=False).returncode
 
 
 def cmd_accel(a: argparse.Namespace) -> int:

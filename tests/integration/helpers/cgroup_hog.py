@@ -33,7 +33,7 @@ def main():
         print(json.dumps({"elapsed": time.monotonic() - start}), flush=True)
     elif mode == "forks":
         children, refused = [], 0
-        for _ in range(int(arg)):
+        for dummy in range(int(arg)):
             try:
                 pid = os.fork()
             except BlockingIOError:  # EAGAIN: pids.max reached
