@@ -24,8 +24,8 @@ def _import_pyroute2():
     """``IPRoute`` and ``NetlinkError``, skipping pyroute2's package ``__init__`` where it can.
 
     pyroute2 0.7's ``__init__`` imports every class its distribution declares as an
-    entry point (IPDB, NDB, conntrack, nftables...): 60 ms of each module's start on
-    Debian 12 (0.9: 20 ms), for the one class used here. Its submodules need nothing
+    entry point (IPDB, NDB, conntrack, nftables...): ~50 ms of each module's start on
+    Debian 12 (0.9: 20-40 ms), for the one class used here. Its submodules need nothing
     from that ``__init__``, so they are imported under a bare package object, which
     then leaves ``sys.modules``: a later ``import pyroute2`` runs the real ``__init__``
     over the same submodules. Anything unexpected falls back to the plain import.
