@@ -59,7 +59,7 @@ lint: setup
 
 # ansible-test sanity (validate-modules, pylint, pep8, yamllint, import, shebang, shellcheck...) on a
 # copy of the tree laid out as ansible_collections/handbuilt/containers; ignores with reasons in
-# tests/sanity/ignore-2.21.txt. Its per-test venvs are cached in ~/.ansible/test.
+# tests/sanity/ignore-<ansible-core version>.txt. Its per-test venvs are cached in ~/.ansible/test.
 sanity: setup
 	tests/tools/sanity.sh
 
