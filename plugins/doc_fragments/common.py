@@ -24,7 +24,7 @@ attributes:
     description: Shows the resource before and after.
 notes:
   - Every module returns C(commands), the hand commands its plan stands for, in check mode too.
-  - Runs as root.
+  - "Runs as root (C(become: true) for a sudo user). A module that changes the host, run as another user, stops before it reads anything, saying so."
 """
 
     NETLINK = r"""

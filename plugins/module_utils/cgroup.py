@@ -1407,6 +1407,8 @@ def limits_view(limits):
 class CgroupInfo(Resource):
     """Read-only report of one cgroup, or of every cgroup beneath the parent."""
 
+    needs_root = False
+
     def __init__(self, layout, name=None, parent=DEFAULT_PARENT, relative_to_pid=None,
                  state_dir=DEFAULT_STATE_DIR):
         super().__init__()

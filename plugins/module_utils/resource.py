@@ -33,8 +33,19 @@ COMMON_ARGS = dict(
 )
 
 
+def not_root_message(euid):
+    """Why a module stops when it does not run as root, and what to do (None as root)."""
+    if euid == 0:
+        return None
+    return ("handbuilt.containers modules run as root: they enter and change namespaces, links, "
+            "cgroups, mounts and firewall rules, and this one runs as uid %d. Connect as root, or "
+            "set become: true (for a sudo user, ansible_become=true in the inventory)." % euid)
+
+
 class Resource:
     """Base of every model: subclasses fill ``read``, ``plan`` and ``view``."""
+
+    needs_root = True  # False for the models that only read what any user may read
 
     def __init__(self):
         self.warnings = []
@@ -140,6 +151,8 @@ def run_module(module, build, cleanup=None, lock=True):
     resource = None
     try:
         resource = build(module.params)
+        if getattr(resource, "needs_root", True) and not_root_message(os.geteuid()):
+            module.fail_json(msg=not_root_message(os.geteuid()))
         if lock and not module.check_mode:
             with host_lock(module.params["state_dir"]):
                 result = resource.converge(module.check_mode)

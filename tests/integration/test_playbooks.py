@@ -396,3 +396,28 @@ def test_prerequisites_install_only_what_dpkg_lacks(ansible):
     again = ansible.tasks(role, extra_vars={"prerequisites_packages": installed})
     assert again.rc == 0 and again.changed == 0, again
     assert [t["status"] for t in again.tasks if "Install the packages" in t["task"]] == ["skipped"]
+
+
+def test_a_module_run_as_a_user_says_to_become_root_and_changes_nothing(ansible):
+    """A fleet reached as a sudo user without become: each module stops before it reads the
+    kernel, naming the uid and the fix, instead of a bare EPERM halfway; host_info, which only
+    reads, still answers."""
+    as_nobody = {"become": True, "become_user": "nobody", "become_method": "ansible.builtin.su",
+                 "become_flags": "-s /bin/sh", "vars": {"ansible_pipelining": True},
+                 "ignore_errors": True}
+    tasks = [dict(as_nobody, name="netns", **{"handbuilt.containers.netns": {"name": "hbuser"}}),
+             dict(as_nobody, name="compose", **{"handbuilt.containers.compose": {
+                 "bridge": "hbuser0", "subnet": "10.77.0.0/24", "containers": [{"name": "hbuser"}]}}),
+             dict(as_nobody, name="cgroup", **{"handbuilt.containers.cgroup": {
+                 "name": "hbuser", "memory_max": "32M", "relative_to_pid": os.getpid()}}),
+             dict(as_nobody, name="exec", **{"handbuilt.containers.container_exec": {
+                 "name": "hbuser", "command": ["true"]}}),
+             dict(as_nobody, name="packages", **{"handbuilt.containers.host_info": {
+                 "packages": ["iproute2"]}})]
+    before = snapshot()
+    run = ansible.tasks(tasks)
+    for name in ("netns", "compose", "cgroup", "exec"):
+        msg = run.result(name)["msg"]
+        assert "run as root" in msg and "uid 65534" in msg and "become: true" in msg, msg
+    assert "iproute2" in run.result("packages")["packages"]
+    assert snapshot() == before
