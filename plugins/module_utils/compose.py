@@ -95,7 +95,8 @@ class Stack:
     Built in that order (``state=absent`` removes in reverse, then the stack's
     directories once empty). A container with a ``command`` gets the full set -
     network namespace, veth, cgroup (when it has limits), an overlay rootfs on its
-    image and the process; one without a command gets its network only. Published
+    image and the process; one without a command gets its network only (removed, it
+    loses whatever an earlier run gave it, process and rootfs too). Published
     ports of every container are one port_forward resource (one firewall transaction).
     """
 
@@ -188,6 +189,14 @@ class Stack:
         return dict(lower=[lower], upper=os.path.join(base, "upper"),
                     work=os.path.join(base, "work"), path=os.path.join(base, "merged"))
 
+    def _had_process(self, name):
+        """Whether a container named for removal has a rootfs or a process from an earlier
+        run: removing a container needs only its name, whatever else is declared now."""
+        from ansible_collections.handbuilt.containers.plugins.module_utils.container import containers_dir
+
+        return (os.path.lexists(os.path.join(self.data_dir, "containers", name))
+                or os.path.lexists(os.path.join(containers_dir(self.state_dir), name)))
+
     # --- one container's primitives ------------------------------------------
     def resources(self, spec, address):
         """(kind, resource) pairs of one container, in the order they are built."""
@@ -201,7 +210,7 @@ class Stack:
             addresses=["%s/%d" % (address, self.subnet.prefixlen)] if address else None,
             gateway=str(self.gateway) if address else None, mtu=self.mtu, hairpin=True,
             check_mode=self.check_mode, **common)))
-        if not spec.get("command"):
+        if not spec.get("command") and (state == "present" or not self._had_process(name)):
             return parts
         from ansible_collections.handbuilt.containers.plugins.module_utils.cgroup import Cgroup
         from ansible_collections.handbuilt.containers.plugins.module_utils.container import (

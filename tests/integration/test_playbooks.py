@@ -412,12 +412,32 @@ def test_a_module_run_as_a_user_says_to_become_root_and_changes_nothing(ansible)
                  "name": "hbuser", "memory_max": "32M", "relative_to_pid": os.getpid()}}),
              dict(as_nobody, name="exec", **{"handbuilt.containers.container_exec": {
                  "name": "hbuser", "command": ["true"]}}),
+             dict(as_nobody, name="info", **{"handbuilt.containers.container_info": {}}),
              dict(as_nobody, name="packages", **{"handbuilt.containers.host_info": {
                  "packages": ["iproute2"]}})]
     before = snapshot()
     run = ansible.tasks(tasks)
-    for name in ("netns", "compose", "cgroup", "exec"):
+    for name in ("netns", "compose", "cgroup", "exec", "info"):
         msg = run.result(name)["msg"]
         assert "run as root" in msg and "uid 65534" in msg and "become: true" in msg, msg
     assert "iproute2" in run.result("packages")["packages"]
     assert snapshot() == before
+
+
+def test_teardown_needs_only_the_names(ansible, world):
+    """A container removed by name alone loses its process, rootfs and cgroup with its network:
+    state=absent does not leave them behind because today's declaration has no command (the
+    image then refused to go, in use by the still-mounted overlay)."""
+    before = host_snapshot(world)
+    full = dict(world, handbuilt_containers=[
+        {"name": "a", "command": ["/bin/sleep", "2147483647"], "memory": "32M"}, {"name": "b"}])
+    assert ansible.playbook(BUILD, extra_vars=full).rc == 0
+    names = dict(world, handbuilt_containers=[{"name": "a"}, {"name": "b"}])
+    built = host_snapshot(world)
+    check = ansible.playbook(TEARDOWN, check=True, extra_vars=names)
+    assert check.rc == 0 and check.changed > 0, check
+    assert host_snapshot(world) == built, "check mode changed the host"
+    down = ansible.playbook(TEARDOWN, extra_vars=names)
+    assert down.rc == 0, down
+    assert host_snapshot(world) == before
+    assert ansible.playbook(TEARDOWN, extra_vars=names).changed == 0
