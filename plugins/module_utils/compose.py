@@ -183,8 +183,12 @@ class Stack:
             self._layout = Layout.detect()
         return self._layout
 
+    def _container_dir(self, name):
+        """A container's rootfs layers (upper, work, merged) under the data dir."""
+        return os.path.join(self.data_dir, "containers", name)
+
     def layers(self, spec):
-        base = os.path.join(self.data_dir, "containers", spec["name"])
+        base = self._container_dir(spec["name"])
         lower = os.path.join(self.data_dir, "images", spec.get("image") or "busybox", "current", "rootfs")
         return dict(lower=[lower], upper=os.path.join(base, "upper"),
                     work=os.path.join(base, "work"), path=os.path.join(base, "merged"))
@@ -194,7 +198,7 @@ class Stack:
         run: removing a container needs only its name, whatever else is declared now."""
         from ansible_collections.handbuilt.containers.plugins.module_utils.container import containers_dir
 
-        return (os.path.lexists(os.path.join(self.data_dir, "containers", name))
+        return (os.path.lexists(self._container_dir(name))
                 or os.path.lexists(os.path.join(containers_dir(self.state_dir), name)))
 
     # --- one container's primitives ------------------------------------------

@@ -895,23 +895,24 @@ class Firewall(Resource):
                     if texts is None:
                         texts = nft_rule_texts(self.host)
                     text = texts.get(ref, comment)
-                out.append("nft %s %s %s: %s" % (NFT_FAMILY, NFT_TABLE, chain, text))
             else:
                 text = " ".join(rule.iptables() if rule is not None else without_comment(ref))
-                variant = self.host.variant_display(place[1])
-                out.append("%s -t %s %s: %s" % (variant, place[2], chain, text))
+            out.append(self._rule_line(place, chain, text))
         return sorted(out)
 
     def predicted_rules(self, state):
         out = []
         for (place, chain), entries in self.wanted(state).items():
             for dummy, rule in entries:
-                if place[0] == "nft":
-                    out.append("nft %s %s %s: %s" % (NFT_FAMILY, NFT_TABLE, chain, rule.nft()))
-                else:
-                    variant = self.host.variant_display(place[1])
-                    out.append("%s -t %s %s: %s" % (variant, place[2], chain, " ".join(rule.iptables())))
+                text = rule.nft() if place[0] == "nft" else " ".join(rule.iptables())
+                out.append(self._rule_line(place, chain, text))
         return sorted(out)
+
+    def _rule_line(self, place, chain, text):
+        """One rule as rule_views and predicted_rules show it: where it lives, then the rule."""
+        if place[0] == "nft":
+            return "nft %s %s %s: %s" % (NFT_FAMILY, NFT_TABLE, chain, text)
+        return "%s -t %s %s: %s" % (self.host.variant_display(place[1]), place[2], chain, text)
 
     def backend_label(self, state):
         if state["variant"]:

@@ -42,6 +42,13 @@ def not_root_message(euid):
             "set become: true (for a sudo user, ansible_become=true in the inventory)." % euid)
 
 
+def fail_unless_root(module, **result):
+    """Stop the module (with ``result``) before it reads anything, unless it runs as root."""
+    message = not_root_message(os.geteuid())
+    if message:
+        module.fail_json(msg=message, **result)
+
+
 class Resource:
     """Base of every model: subclasses fill ``read``, ``plan`` and ``view``."""
 
@@ -151,8 +158,8 @@ def run_module(module, build, cleanup=None, lock=True):
     resource = None
     try:
         resource = build(module.params)
-        if getattr(resource, "needs_root", True) and not_root_message(os.geteuid()):
-            module.fail_json(msg=not_root_message(os.geteuid()))
+        if getattr(resource, "needs_root", True):
+            fail_unless_root(module)
         if lock and not module.check_mode:
             with host_lock(module.params["state_dir"]):
                 result = resource.converge(module.check_mode)

@@ -116,14 +116,13 @@ commands:
   elements: str
 """
 
-import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.handbuilt.containers.plugins.module_utils.container import exec_in
 from ansible_collections.handbuilt.containers.plugins.module_utils.plan import PlanError, render
-from ansible_collections.handbuilt.containers.plugins.module_utils.resource import COMMON_ARGS, not_root_message
+from ansible_collections.handbuilt.containers.plugins.module_utils.resource import COMMON_ARGS, fail_unless_root
 from ansible_collections.handbuilt.containers.plugins.module_utils.validate import InvalidInput
 
 
@@ -143,8 +142,7 @@ def main():
     )
     p = module.params
     cmd = render(p["command"] or [])
-    if not_root_message(os.geteuid()):
-        module.fail_json(msg=not_root_message(os.geteuid()), cmd=cmd, commands=[])
+    fail_unless_root(module, cmd=cmd, commands=[])
     if module.check_mode:
         module.exit_json(changed=False, skipped=True, cmd=cmd, commands=[],
                          msg="container_exec does not run commands in check mode")

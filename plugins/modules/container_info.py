@@ -73,7 +73,6 @@ containers:
             "addresses": {"veth1": ["10.10.0.2/24"]}}]
 """
 
-import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -82,7 +81,7 @@ from ansible_collections.handbuilt.containers.plugins.module_utils.container imp
     container_name,
     list_records,
 )
-from ansible_collections.handbuilt.containers.plugins.module_utils.resource import COMMON_ARGS, not_root_message
+from ansible_collections.handbuilt.containers.plugins.module_utils.resource import COMMON_ARGS, fail_unless_root
 from ansible_collections.handbuilt.containers.plugins.module_utils.validate import InvalidInput
 
 
@@ -94,8 +93,7 @@ def main():
     try:
         if module.params["name"] is not None:
             container_name("name", module.params["name"])
-        if not_root_message(os.geteuid()):  # a user would see no containers, not an error
-            module.fail_json(msg=not_root_message(os.geteuid()))
+        fail_unless_root(module)  # a user would see no containers, not an error
         records = list_records(module.params["state_dir"])
         if module.params["name"] is not None:
             records = [r for r in records if r.name == module.params["name"]]
