@@ -18,6 +18,15 @@ import errno
 import importlib.util
 import os
 import sys
+import types
+
+
+def _lab_without_mock():
+    lab = types.ModuleType("pyroute2.lab")
+    lab.use_mock = False
+    lab.registry = []
+    lab.LAB_API = type("LAB_API", (), {"__module__": "pyroute2.lab"})
+    return lab
 
 
 def _import_pyroute2():
@@ -29,11 +38,19 @@ def _import_pyroute2():
     from that ``__init__``, so they are imported under a bare package object, which
     then leaves ``sys.modules``: a later ``import pyroute2`` runs the real ``__init__``
     over the same submodules. Anything unexpected falls back to the plain import.
+
+    0.7's ``IPRoute`` also derives from ``pyroute2.lab.LAB_API``, whose module imports
+    ``unittest.mock`` (and with it asyncio and ssl: another ~45 ms) for a switch that
+    wraps every method in a mock, off unless pyroute2's own docs lab turns it on. It
+    is given an empty class in its place, which is what LAB_API is with the switch off.
     """
     if "pyroute2" not in sys.modules:
         spec = importlib.util.find_spec("pyroute2")
         if spec is not None and spec.submodule_search_locations:
-            sys.modules["pyroute2"] = importlib.util.module_from_spec(spec)
+            stubs = {"pyroute2": importlib.util.module_from_spec(spec)}
+            if "pyroute2.lab" not in sys.modules:
+                stubs["pyroute2.lab"] = _lab_without_mock()
+            sys.modules.update(stubs)
             try:
                 from pyroute2.iproute.linux import IPRoute as iproute
                 from pyroute2.netlink.exceptions import NetlinkError as error
@@ -41,7 +58,8 @@ def _import_pyroute2():
             except Exception:
                 pass
             finally:
-                del sys.modules["pyroute2"]
+                for name in stubs:
+                    del sys.modules[name]
     from pyroute2 import IPRoute as iproute, NetlinkError as error
     return iproute, error
 
@@ -339,6 +357,20 @@ def bridge_port_hairpin(link):
     return bool(data.get_attr("IFLA_BRPORT_MODE")) if data is not None else None
 
 
+def attributes(msg, *names):
+    """The values of a message's attributes ``names`` (None where absent), in one pass.
+
+    get_attr scans every attribute of the message per call - a link carries
+    about fifty - where one pass over them serves every name asked for.
+    """
+    wanted = dict.fromkeys(names)
+    for nla in msg["attrs"]:
+        name = nla[0]
+        if name in wanted and wanted[name] is None:
+            wanted[name] = nla[1]  # decodes only the attributes asked for
+    return [wanted[name] for name in names]
+
+
 def describe_link(ipr, link, addresses=True):
     """A plain dict of what the collection manages on a link.
 
@@ -346,17 +378,19 @@ def describe_link(ipr, link, addresses=True):
     filter by interface), so callers skip it where addresses are not managed:
     the host ends of hundreds of veths must not cost a dump each.
     """
+    name, alias, mtu, operstate, master, peer = attributes(
+        link, "IFLA_IFNAME", "IFLA_IFALIAS", "IFLA_MTU", "IFLA_OPERSTATE", "IFLA_MASTER", "IFLA_LINK")
     return {
         "hairpin": bridge_port_hairpin(link),
-        "name": link.get_attr("IFLA_IFNAME"),
+        "name": name,
         "index": link["index"],
         "kind": get_kind(link),
-        "alias": link.get_attr("IFLA_IFALIAS"),
-        "mtu": link.get_attr("IFLA_MTU"),
+        "alias": alias,
+        "mtu": mtu,
         "up": bool(link["flags"] & 1),
-        "operstate": link.get_attr("IFLA_OPERSTATE"),
-        "master_index": link.get_attr("IFLA_MASTER"),
-        "peer_index": link.get_attr("IFLA_LINK"),
+        "operstate": operstate,
+        "master_index": master,
+        "peer_index": peer,
         "addresses": link_addresses(ipr, link["index"]) if addresses else None,
     }
 

@@ -95,3 +95,26 @@ def test_a_miss_raises_what_the_kernel_raises(nl):
     with pytest.raises(netlink.NetlinkError) as exc:
         nl.ipr().link("get", ifname="nope")
     assert exc.value.code == errno.ENODEV
+
+
+class Slot:
+    """Like pyroute2's nla_slot: [0] is the name, [1] decodes the value (counted)."""
+
+    decoded = []
+
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+    def __getitem__(self, key):
+        if key == 1:
+            Slot.decoded.append(self.name)
+            return self.value
+        return self.name
+
+
+def test_attributes_read_in_one_pass_first_wins_and_decode_only_what_is_asked():
+    Slot.decoded = []
+    msg = {"attrs": [Slot("IFLA_IFNAME", "hb-a"), Slot("IFLA_STATS64", object()),
+                     Slot("IFLA_MTU", 1500), Slot("IFLA_MTU", 9000)]}
+    assert netlink.attributes(msg, "IFLA_MTU", "IFLA_IFALIAS", "IFLA_IFNAME") == [1500, None, "hb-a"]
+    assert sorted(Slot.decoded) == ["IFLA_IFNAME", "IFLA_MTU"]

@@ -50,6 +50,29 @@ def test_iproute_is_pyroute2s_own_without_its_package_init(python):
                     "same_iproute": True, "same_error": True}
 
 
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_pyroute2_0_7s_lab_module_and_its_unittest_mock_stay_unloaded(python):
+    if not has_pyroute2(python):
+        pytest.skip("no pyroute2 for %s" % python)
+    seen = run(python, """
+        import json, sys
+        from ansible_collections.handbuilt.containers.plugins.module_utils import netlink
+        lab_bases = [c.__name__ for c in netlink.IPRoute.__mro__ if c.__module__ == "pyroute2.lab"]
+        seen = {"lab_left_in_sys_modules": "pyroute2.lab" in sys.modules, "lab_bases": lab_bases,
+                "mock_loaded": "unittest.mock" in sys.modules}
+        ipr = netlink.IPRoute()  # and the class still works: read the loopback (read only)
+        seen["lo"] = ipr.link("get", index=1)[0].get_attr("IFLA_IFNAME")
+        ipr.close()
+        from importlib.metadata import version
+        seen["version"] = version("pyroute2")
+        print(json.dumps(seen))
+    """)
+    assert seen["lo"] == "lo" and not seen["lab_left_in_sys_modules"]
+    if seen["version"].startswith("0.7."):
+        # LAB_API is a base of 0.7's IPRoute; 0.9 has no pyroute2.lab and imports mock itself.
+        assert seen["lab_bases"] == ["LAB_API"] and not seen["mock_loaded"]
+
+
 def test_an_unexpected_layout_falls_back_to_the_plain_import(tmp_path):
     # A pyroute2 whose package exports IPRoute but has no pyroute2.iproute.linux.
     pkg = tmp_path / "pyroute2"
