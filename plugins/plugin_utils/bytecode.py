@@ -15,11 +15,11 @@ its magic number is another Python's or its hash is not the source's. So:
 - the zip with both is cached on the controller, keyed by the payload's hash and
   the interpreter's path, size and mtime, and reused until either changes.
 
-Only for targets whose interpreter is on the controller (the local connection)
-and modules read from a file (without pipelining: Python parses a script read
-from stdin at ~0.7 us a byte, and bytecode triples the payload). Anything unusual -
-an interpreter that fails, output that is not what was asked for - means the
-payload is used as Ansible built it.
+Only for targets whose interpreter is on the controller (the local connection).
+Bytecode triples the payload, which costs little read from a file, or from stdin
+at once as the action has the interpreter do with pipelining (STDIN_RUNNER in
+plugins/action/run_module.py). Anything unusual - an interpreter that fails, output
+that is not what was asked for - means the payload is used as Ansible built it.
 """
 
 from __future__ import annotations

@@ -347,8 +347,8 @@ def test_payload_cache_kept_across_runs(ansible, tmp_path):
 
 def test_bytecode_made_once_by_the_local_interpreter(ansible, tmp_path):
     """On the local connection, the module's payload carries bytecode the target's own
-    interpreter compiled (zipimport then compiles nothing); it is made once and reused.
-    Not with pipelining, where the larger payload would cost more than it saves."""
+    interpreter compiled (zipimport then compiles nothing); it is made once and reused, with
+    or without pipelining (which has the interpreter read its stdin at once, STDIN_RUNNER)."""
     cache = tmp_path / "payloads"
     env = {"HANDBUILT_PAYLOAD_CACHE": str(cache)}
     tasks = [{"name": "read the host", "handbuilt.containers.host_info": {},
@@ -373,8 +373,10 @@ def test_bytecode_made_once_by_the_local_interpreter(ansible, tmp_path):
     second = ansible.tasks(tasks, env=env, verbosity=3)
     assert second.rc == 0 and "read from" in second.output and "made in" not in second.output
 
-    piped = ansible.tasks(tasks, env=dict(env, ANSIBLE_PIPELINING="true"), verbosity=3)
-    assert piped.rc == 0 and "handbuilt bytecode" not in piped.output, piped
+    for pipelining in ("false", "true"):
+        run = ansible.tasks(tasks, env=dict(env, ANSIBLE_PIPELINING=pipelining), verbosity=3)
+        assert run.rc == 0 and "handbuilt bytecode: host_info-" in run.output, run
+        assert ("exec(compile(sys.stdin.buffer.read()" in run.output) == (pipelining == "true"), run
 
 
 def test_prerequisites_install_only_what_dpkg_lacks(ansible):
