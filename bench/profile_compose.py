@@ -45,6 +45,7 @@ def main(args_path, out_path, top=30):
     report.write("import pyroute2: %.3f s; import compose + netlink module_utils (after pyroute2): %.3f s\n\n"
                  % (t_pyroute2, t_utils))
     summary = {}
+
     def converge(state):
         netlink = Netlink()
         try:
