@@ -18,7 +18,8 @@ its magic number is another Python's or its hash is not the source's. So:
 Only for targets whose interpreter is on the controller (the local connection).
 Bytecode triples the payload, which costs little read from a file, or from stdin
 at once as the action has the interpreter do with pipelining (STDIN_RUNNER in
-plugins/action/run_module.py). Anything unusual - an interpreter that fails, output
+plugins/action/run_module.py: with PYTHONUNBUFFERED set, Python reads a script
+from stdin a byte per system call). Anything unusual - an interpreter that fails, output
 that is not what was asked for - means the payload is used as Ansible built it.
 """
 

@@ -7,6 +7,7 @@ the integration tests that pipeline (tests/integration/test_playbooks.py, as nob
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -24,15 +25,19 @@ print(json.dumps({"name": __name__, "file": __file__, "text": "\xc3\xa9t\xc3\xa9
 """
 
 
-def run(argv):
-    proc = subprocess.run(argv, input=SCRIPT, capture_output=True, timeout=60, check=False)
+def run(argv, unbuffered):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"  # Python then reads a script from stdin a byte per read(2)
+    proc = subprocess.run(argv, input=SCRIPT, env=env, capture_output=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-def test_a_script_runs_under_the_runner_as_it_runs_from_stdin():
-    piped = run([sys.executable])
-    runner = run([sys.executable, "-c", run_module.STDIN_RUNNER])
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_script_runs_under_the_runner_as_it_runs_from_stdin(unbuffered):
+    piped = run([sys.executable], unbuffered)
+    runner = run([sys.executable, "-c", run_module.STDIN_RUNNER], unbuffered)
     assert runner == piped == {"name": "__main__", "file": "<stdin>", "text": u"\xe9t\xe9", "stdin_left": ""}
 
 
