@@ -150,6 +150,17 @@ def host_apt_mirror():
     return apt_mirror(texts) or "http://deb.debian.org/debian"
 
 
+def run(argv, timeout):
+    """Run ``argv``, never a shell; its stdout, or PlanError with the end of its output."""
+    # Not run_command: the models hold no AnsibleModule.
+    # pylint: disable-next=ansible-bad-function
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise PlanError("%s failed (%d): %s" % (render(argv), proc.returncode,
+                                                (proc.stdout + proc.stderr).strip()[-2000:]))
+    return proc.stdout
+
+
 def is_url(value):
     return bool(re.match(r"^(https?|ftp)://", value or ""))
 
@@ -402,12 +413,7 @@ class Image(Resource):
             os.chmod(path, mode)
 
     def _applets(self, rootfs):
-        # Not run_command: the models hold no AnsibleModule. An argv, never a shell.
-        # pylint: disable-next=ansible-bad-function
-        proc = subprocess.run([self.busybox, "--list-full"], capture_output=True, text=True, timeout=60, check=False)
-        if proc.returncode != 0:
-            raise PlanError("%s --list-full failed: %s" % (self.busybox, proc.stderr.strip()))
-        for rel in proc.stdout.split():
+        for rel in run([self.busybox, "--list-full"], 60).split():
             rel = rel.strip("/")
             if not rel or ".." in rel.split("/") or rel == "bin/busybox":
                 continue
@@ -463,12 +469,7 @@ class Image(Resource):
                             % (self.algo, self.tarball, got, self.hexdigest))
 
     def _untar(self, local, rootfs):
-        # Not run_command: the models hold no AnsibleModule. An argv, never a shell.
-        # pylint: disable-next=ansible-bad-function
-        proc = subprocess.run(["tar", "-xpf", local, "-C", rootfs, "--numeric-owner"],
-                              capture_output=True, text=True, timeout=self.timeout, check=False)
-        if proc.returncode != 0:
-            raise PlanError("tar -xpf %s failed: %s" % (local, proc.stderr.strip()[-2000:]))
+        run(["tar", "-xpf", local, "-C", rootfs, "--numeric-owner"], self.timeout)
         if not os.listdir(rootfs):
             raise PlanError("tarball: %s holds no files" % self.tarball)
 
@@ -486,12 +487,7 @@ class Image(Resource):
     def _debootstrap(self, argv):
         if not shutil.which("debootstrap"):
             raise PlanError("debootstrap is not installed (apt-get install debootstrap)")
-        # Not run_command: the models hold no AnsibleModule. An argv, never a shell.
-        # pylint: disable-next=ansible-bad-function
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
-        if proc.returncode != 0:
-            raise PlanError("%s failed (%d): %s" % (render(argv), proc.returncode,
-                                                    (proc.stdout + proc.stderr).strip()[-2000:]))
+        run(argv, self.timeout)
 
     # common -------------------------------------------------------------------
     def _switch_current(self):

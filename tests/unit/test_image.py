@@ -141,3 +141,10 @@ def test_stale_build_dir_is_cleaned(tmp_path):
     res = img.converge(check_mode=False)
     assert res["commands"][0] == "rm -rf %s-old" % img.build_dir
     assert sorted(os.listdir(str(d / "bb"))) == sorted(["current", img.version])
+
+
+def test_a_failed_command_says_which_with_the_end_of_its_output():
+    assert im.run(["printf", "applets"], 10) == "applets"
+    with pytest.raises(PlanError) as exc:
+        im.run(["sh", "-c", "echo out; echo err >&2; exit 3"], 10)
+    assert str(exc.value) == "sh -c 'echo out; echo err >&2; exit 3' failed (3): out\nerr"
