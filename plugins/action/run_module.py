@@ -44,6 +44,17 @@ SOURCE_DIRS = (os.path.dirname(os.path.abspath(ansible.module_utils.__file__)),
 STDIN_RUNNER = '__file__="<stdin>";import sys;exec(compile(sys.stdin.buffer.read(),__file__,"exec"))'
 
 
+def ansiballz_module(built):
+    """(module_bits, interpreter) of what ``_configure_module`` built, when it is an AnsiballZ
+    module for a plain ``#!/path/python`` - else (None, None): an older Ansible's result, a
+    script module, an ``env`` shebang."""
+    module_bits = built[0] if isinstance(built, tuple) and len(built) == 2 else None
+    if not dataclasses.is_dataclass(module_bits) or module_bits.module_style != "new":
+        return None, None
+    interpreter = bytecode.interpreter_of(module_bits.shebang)
+    return (module_bits, interpreter) if interpreter is not None else (None, None)
+
+
 class ActionModule(NormalAction):
 
     _stdin_module = None  # (payload, interpreter) of the module being run
@@ -58,12 +69,8 @@ class ActionModule(NormalAction):
 
     def _configure_module(self, module_name, module_args, task_vars):
         built = self._configure_our_module(module_name, module_args, task_vars)
-        module_bits = built[0] if isinstance(built, tuple) and len(built) == 2 else None
-        self._stdin_module = None
-        if dataclasses.is_dataclass(module_bits) and module_bits.module_style == "new":
-            interpreter = bytecode.interpreter_of(module_bits.shebang)
-            if interpreter is not None:
-                self._stdin_module = (module_bits.b_module_data, interpreter)
+        module_bits, interpreter = ansiballz_module(built)
+        self._stdin_module = (module_bits.b_module_data, interpreter) if module_bits else None
         return built
 
     def _configure_our_module(self, module_name, module_args, task_vars):
@@ -99,12 +106,9 @@ class ActionModule(NormalAction):
 
     def _with_bytecode(self, built, module_name, name, root):
         """``built`` with the target's bytecode in its payload, where it can be made and pays."""
-        module_bits = built[0] if isinstance(built, tuple) and len(built) == 2 else None
-        if not dataclasses.is_dataclass(module_bits) or module_bits.module_style != "new":
-            return built  # an older Ansible's result, or not an AnsiballZ module
-        interpreter = bytecode.interpreter_of(module_bits.shebang)
-        if interpreter is None or getattr(self._connection, "transport", None) != "local":
-            return built  # the interpreter is not on this machine
+        module_bits, interpreter = ansiballz_module(built)
+        if module_bits is None or getattr(self._connection, "transport", None) != "local":
+            return built  # not an AnsiballZ module, or its interpreter is not on this machine
         cache = os.path.join(root, "bytecode")
         try:
             if not payload_cache.usable(cache):

@@ -312,7 +312,11 @@ class Socket:
 
 # --- reading links ----------------------------------------------------------
 def get_kind(link):
-    info = link.get_attr("IFLA_LINKINFO")
+    return info_kind(link.get_attr("IFLA_LINKINFO"))
+
+
+def info_kind(info):
+    """The kind (veth, bridge...) of a link's IFLA_LINKINFO, or None."""
     return info.get_attr("IFLA_INFO_KIND") if info is not None else None
 
 
@@ -348,9 +352,8 @@ def link_addresses(ipr, index):
     return result
 
 
-def bridge_port_hairpin(link):
-    """Hairpin mode of a bridge port (None when the link is not a bridge port)."""
-    info = link.get_attr("IFLA_LINKINFO")
+def bridge_port_hairpin(info):
+    """Hairpin mode of a bridge port, from its IFLA_LINKINFO (None when not a bridge port)."""
     if info is None or info.get_attr("IFLA_INFO_SLAVE_KIND") != "bridge":
         return None
     data = info.get_attr("IFLA_INFO_SLAVE_DATA")
@@ -378,13 +381,14 @@ def describe_link(ipr, link, addresses=True):
     filter by interface), so callers skip it where addresses are not managed:
     the host ends of hundreds of veths must not cost a dump each.
     """
-    name, alias, mtu, operstate, master, peer = attributes(
-        link, "IFLA_IFNAME", "IFLA_IFALIAS", "IFLA_MTU", "IFLA_OPERSTATE", "IFLA_MASTER", "IFLA_LINK")
+    name, alias, mtu, operstate, master, peer, info = attributes(
+        link, "IFLA_IFNAME", "IFLA_IFALIAS", "IFLA_MTU", "IFLA_OPERSTATE", "IFLA_MASTER", "IFLA_LINK",
+        "IFLA_LINKINFO")
     return {
-        "hairpin": bridge_port_hairpin(link),
+        "hairpin": bridge_port_hairpin(info),
         "name": name,
         "index": link["index"],
-        "kind": get_kind(link),
+        "kind": info_kind(info),
         "alias": alias,
         "mtu": mtu,
         "up": bool(link["flags"] & 1),
