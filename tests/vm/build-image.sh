@@ -211,6 +211,14 @@ log "debootstrap: $((t1 - t0)) s"
 ssh-keygen -q -t ed25519 -N '' -C "handbuilt-vm-$NAME" -f "$TMP/id_ed25519"
 install -d -m 700 "$R/root/.ssh"
 install -m 600 "$TMP/id_ed25519.pub" "$R/root/.ssh/authorized_keys"
+# A sudo user with the same key, as fleets are usually reached: a scenario whose platform
+# says `user: hbadmin` logs in as it and becomes root through sudo (pipelined: no requiretty).
+chroot "$R" useradd --create-home --shell /bin/bash hbadmin
+install -d -m 700 "$R/home/hbadmin/.ssh"
+install -m 600 "$TMP/id_ed25519.pub" "$R/home/hbadmin/.ssh/authorized_keys"
+chroot "$R" chown -R hbadmin:hbadmin /home/hbadmin/.ssh
+printf 'hbadmin ALL=(ALL:ALL) NOPASSWD: ALL\n' > "$R/etc/sudoers.d/hbadmin"
+chmod 440 "$R/etc/sudoers.d/hbadmin"
 
 # Identity: filled in per VM at boot (hbvm-setup) -- nothing machine-specific baked in.
 echo hbvm > "$R/etc/hostname"

@@ -92,6 +92,15 @@ def test_vm_defaults_and_macs(tmp_path):
     assert len({vm.l2_mac for vm in vms}) == 3
     assert vms[0].smp == 1 and vms[0].memory == "512M"
     assert "hbvm.l2=10.0.0.1/24" in vms[0].cmdline_extra()
+    assert vms[0].instance_config()["user"] == "root"
+
+
+def test_login_user_is_the_platforms(tmp_path):
+    spec = {"scenario": "s", "rundir": str(tmp_path), "image_dir": str(tmp_path)}
+    vm = vmctl.VM(spec, {"name": "n1", "user": "hbadmin"}, 0, "tcg", vmctl.random_l2())
+    assert vm.instance_config()["user"] == "hbadmin"
+    with pytest.raises(vmctl.VMError):
+        vmctl.VM(spec, {"name": "n1", "user": "root;x"}, 0, "tcg", vmctl.random_l2())
 
 
 def test_destroy_of_missing_or_empty_rundir(tmp_path):

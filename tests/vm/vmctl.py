@@ -243,6 +243,10 @@ class VM:
         if self.l2_address:
             self.l2_address = str(ipaddress.ip_interface(self.l2_address))
         self.l2_mac = "52:54:00:ab:%02x:%02x" % divmod(index + 1, 256)
+        # Who Ansible logs in as (the image has root and the sudo user hbadmin, same key).
+        self.user = platform.get("user") or "root"
+        if not NAME_RE.match(self.user):
+            raise VMError(f"{self.name}: bad user {self.user!r}")
         self.scenario = spec["scenario"]
         self.rundir = Path(spec["rundir"])
         self.image = Path(platform.get("image_dir") or spec["image_dir"])
@@ -353,7 +357,7 @@ class VM:
             kill_checked(pid, str(self.pidfile))
 
     def instance_config(self) -> dict:
-        return {"instance": self.name, "address": "127.0.0.1", "user": "root",
+        return {"instance": self.name, "address": "127.0.0.1", "user": self.user,
                 "port": str(self.port), "identity_file": str(self.key)}
 
 
