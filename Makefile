@@ -19,12 +19,12 @@ APT_PACKAGES_VM := qemu-system-x86 qemu-utils e2fsprogs openssh-client
 
 MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 
-.PHONY: help setup demo demo-clean test lint sanity doc-check unit integration debian-mirror vm-test docs bench clean
+.PHONY: help setup demo demo-clean test lint sanity doc-check unit integration integration-oldest debian-mirror vm-test docs bench clean
 
 help:
 	@echo "make demo        build the demo containers on this host (then: make demo-clean)"
 	@echo "make test        every test: lint, ansible-test sanity, ansible-doc, unit, sandboxed kernel tests, Molecule in qemu VMs"
-	@echo "make unit | integration | lint | sanity | vm-test | bench | docs"
+	@echo "make unit | integration | integration-oldest | lint | sanity | vm-test | bench | docs"
 
 .stamp-apt: Makefile
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -85,17 +85,27 @@ debian-mirror: setup
 integration: setup debian-mirror
 	tests/sandbox.sh $(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
 
+# The same tests on the oldest ansible-core meta/runtime.yml claims (requirements-oldest.txt).
+OLDEST := .venv-oldest
+$(OLDEST)/.stamp: requirements-oldest.txt | .stamp-apt
+	test -x $(OLDEST)/bin/python || /usr/bin/python3 -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install -q -r requirements-oldest.txt
+	@touch $@
+
+integration-oldest: setup debian-mirror $(OLDEST)/.stamp
+	tests/sandbox.sh $(OLDEST)/bin/python -m pytest -q tests/integration $(PYTEST_ARGS)
+
 # Molecule in qemu VMs (docs/vm-testing.md): scenarios default (one VM) and fleet (two VMs
 # joined by VXLAN). The guest image is built once and cached (~/.cache/handbuilt-vm).
 vm-test: setup
 	EXTRA_APT="$(APT_PACKAGES_VM)" $(MAKE) --no-print-directory -B .stamp-apt
 	MOLECULE=$(CURDIR)/$(BIN)/molecule tests/vm/run-molecule.sh default fleet
 
-test: setup lint sanity doc-check unit integration vm-test
+test: setup lint sanity doc-check unit integration integration-oldest vm-test
 	@echo "make test: all passed"
 
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .collections .stamp-apt
+	rm -rf $(VENV) $(OLDEST) .collections .stamp-apt

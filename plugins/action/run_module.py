@@ -45,14 +45,28 @@ STDIN_RUNNER = '__file__="<stdin>";import sys;exec(compile(sys.stdin.buffer.read
 
 
 def ansiballz_module(built):
-    """(module_bits, interpreter) of what ``_configure_module`` built, when it is an AnsiballZ
-    module for a plain ``#!/path/python`` - else (None, None): an older Ansible's result, a
-    script module, an ``env`` shebang."""
-    module_bits = built[0] if isinstance(built, tuple) and len(built) == 2 else None
-    if not dataclasses.is_dataclass(module_bits) or module_bits.module_style != "new":
-        return None, None
-    interpreter = bytecode.interpreter_of(module_bits.shebang)
-    return (module_bits, interpreter) if interpreter is not None else (None, None)
+    """``(module_data, interpreter, with_data)`` of what ``_configure_module`` built, when it
+    is an AnsiballZ module for a plain ``#!/path/python`` - else None (a script module, an
+    ``env`` shebang, a shape this code does not know). ``with_data(data)`` is ``built``
+    carrying other module data. ansible-core 2.19+ builds ``(module bits, path)``, 2.16-2.18
+    ``(style, shebang, data, path)``."""
+    if not isinstance(built, tuple):
+        return None
+    if len(built) == 2 and dataclasses.is_dataclass(built[0]):
+        bits = built[0]
+        style, shebang, data = bits.module_style, bits.shebang, bits.b_module_data
+
+        def with_data(other):
+            return (dataclasses.replace(bits, b_module_data=other),) + built[1:]
+    elif len(built) == 4 and isinstance(built[2], bytes):
+        style, shebang, data = built[:3]
+
+        def with_data(other):
+            return built[:2] + (other,) + built[3:]
+    else:
+        return None
+    interpreter = bytecode.interpreter_of(shebang) if style == "new" else None
+    return (data, interpreter, with_data) if interpreter is not None else None
 
 
 class ActionModule(NormalAction):
@@ -69,8 +83,8 @@ class ActionModule(NormalAction):
 
     def _configure_module(self, module_name, module_args, task_vars):
         built = self._configure_our_module(module_name, module_args, task_vars)
-        module_bits, interpreter = ansiballz_module(built)
-        self._stdin_module = (module_bits.b_module_data, interpreter) if module_bits else None
+        module = ansiballz_module(built)
+        self._stdin_module = module[:2] if module else None
         return built
 
     def _configure_our_module(self, module_name, module_args, task_vars):
@@ -106,19 +120,19 @@ class ActionModule(NormalAction):
 
     def _with_bytecode(self, built, module_name, name, root):
         """``built`` with the target's bytecode in its payload, where it can be made and pays."""
-        module_bits, interpreter = ansiballz_module(built)
-        if module_bits is None or getattr(self._connection, "transport", None) != "local":
+        module = ansiballz_module(built)
+        if module is None or getattr(self._connection, "transport", None) != "local":
             return built  # not an AnsiballZ module, or its interpreter is not on this machine
         cache = os.path.join(root, "bytecode")
         try:
             if not payload_cache.usable(cache):
                 return built
-            zip_data = bytecode.zip_data_of(module_bits.b_module_data)
+            module_data, interpreter, with_data = module
+            zip_data = bytecode.zip_data_of(module_data)
             data, made = bytecode.cached_zip_data(cache, name, zip_data, interpreter, module_name)
         except (OSError, bytecode.BytecodeError) as exc:
             display.vvv("handbuilt bytecode: %s runs from source (%s)" % (name, exc))
             return built
         display.vvv("handbuilt bytecode: %s for %s %s %s" % (
             name, interpreter, "made in" if made else "read from", cache))
-        module_data = bytecode.with_zip_data(module_bits.b_module_data, data)
-        return (dataclasses.replace(module_bits, b_module_data=module_data),) + tuple(built[1:])
+        return with_data(bytecode.with_zip_data(module_data, data))

@@ -61,7 +61,9 @@ sys.stdout.buffer.write(out.getvalue())
 TIMEOUT = 60
 # How ansible-core's AnsiballZ wrapper (2.21 here) is given the payload; a wrapper
 # of another form is left as it is.
-ZIP_DATA = re.compile(rb"\bzip_data='([A-Za-z0-9+/=]+)'")
+# The payload in the wrapper: an argument zip_data='...' (ansible-core 2.19+) or an
+# assignment ZIPDATA = '...' (2.16-2.18).
+ZIP_DATA = re.compile(rb"\b(zip_data=|ZIPDATA = )'([A-Za-z0-9+/=]+)'")
 
 
 class BytecodeError(Exception):
@@ -152,9 +154,9 @@ def zip_data_of(module_data):
     found = ZIP_DATA.findall(module_data)
     if len(found) != 1:
         raise BytecodeError("this Ansible's wrapper has %d zip_data arguments, not 1" % len(found))
-    return found[0]
+    return found[0][1]
 
 
 def with_zip_data(module_data, zip_data):
     """The wrapper script carrying another payload."""
-    return ZIP_DATA.sub(lambda match: b"zip_data='" + zip_data + b"'", module_data, count=1)
+    return ZIP_DATA.sub(lambda match: match.group(1) + b"'" + zip_data + b"'", module_data, count=1)

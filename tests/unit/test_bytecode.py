@@ -128,6 +128,13 @@ def test_cached_per_payload_and_interpreter(tmp_path, monkeypatch):
         bytecode.cached_zip_data(str(tmp_path), "x-1", b"@@@", sys.executable, "x")
 
 
+def test_the_payload_inside_an_older_wrapper_script():
+    """ansible-core 2.16-2.18 assign it in the wrapper's main function."""
+    wrapper = b"def _ansiballz_main():\n    ZIPDATA = 'QUJD'\n    ANSIBALLZ_PARAMS = '{}'\n"
+    assert bytecode.zip_data_of(wrapper) == b"QUJD"
+    assert bytecode.with_zip_data(wrapper, b"REVG") == wrapper.replace(b"QUJD", b"REVG")
+
+
 def test_the_payload_inside_a_wrapper_script():
     wrapper = (b"def _ansiballz_main(zip_data, params): pass\n"
                b"if __name__ == '__main__':\n    _ansiballz_main(\nparams='{}',\nzip_data='QUJD',\n)\n")

@@ -60,3 +60,41 @@ def test_only_the_modules_own_piped_command_is_rewritten(action):
     action._low_level_execute_command("rm -f -r /tmp/x", sudoable=False)
     assert sent == ["LANG=C /usr/bin/python3 -c " + shlex.quote(run_module.STDIN_RUNNER),
                     "/usr/bin/python3", "/usr/bin/python3 /tmp/x/AnsiballZ_bridge.py", "rm -f -r /tmp/x"]
+
+
+@pytest.fixture
+def bits():
+    """The shape of ansible-core 2.19+'s module bits (only the fields the action reads)."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Bits:
+        b_module_data: bytes
+        module_style: str
+        shebang: str
+    return Bits
+
+
+@pytest.mark.parametrize("shape", ["2.19+", "2.16-2.18"])
+def test_the_module_is_found_in_what_either_ansible_built(shape, bits):
+    data = b"#!/usr/bin/python3\n..."
+    if shape == "2.19+":
+        built = (bits(data, "new", "#!/usr/bin/python3"), "/m/bridge.py")
+    else:
+        built = ("new", "#!/usr/bin/python3", data, "/m/bridge.py")
+    module_data, interpreter, with_data = run_module.ansiballz_module(built)
+    assert (module_data, interpreter) == (data, "/usr/bin/python3")
+    other = with_data(b"other")
+    assert run_module.ansiballz_module(other)[0] == b"other"
+    assert other[-1] == "/m/bridge.py" and len(other) == len(built)
+
+
+@pytest.mark.parametrize("built", [
+    ("old", "#!/usr/bin/python3", b"...", "/m/x.sh"),        # not AnsiballZ
+    ("new", "#!/usr/bin/env python3", b"...", "/m/x.py"),    # interpreter found at run time
+    ("new", "#!/usr/bin/python3", "text", "/m/x.py"),        # a shape we do not know
+    ("new", "#!/usr/bin/python3", b"..."),
+    None,
+])
+def test_anything_else_is_left_as_ansible_built_it(built):
+    assert run_module.ansiballz_module(built) is None
