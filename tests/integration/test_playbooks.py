@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import tarfile
 import time
 import urllib.request
 import zipfile
@@ -161,6 +163,41 @@ def test_build_rerun_check_change_teardown(ansible, world):
         [x for x in run.result(REMOVE)["commands"] if x != "rmdir /run/handbuilt"]
         for run in (check_down, down))
     assert predicted == done, "\n".join(["PREDICTED"] + predicted + ["DONE"] + done)
+
+
+def test_the_built_collection_runs_as_users_install_it(ansible, world, tmp_path):
+    """The tarball ansible-galaxy builds from this tree (galaxy.yml's build_ignore), installed,
+    runs its playbooks by name with Ansible's defaults - no repository ansible.cfg, so no
+    pipelining: each module goes through a temp file on the host."""
+    dist, installed = tmp_path / "dist", tmp_path / "installed"
+    (tmp_path / "empty.cfg").write_text("")
+    users = {"ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_CONFIG": str(tmp_path / "empty.cfg")}
+
+    def galaxy(*args):
+        subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-galaxy"), "collection"]
+                       + list(args), env=dict(os.environ, **users), capture_output=True, check=True)
+    galaxy("build", "--output-path", str(dist), conftest.REPO)
+    tarball, = dist.glob("handbuilt-containers-*.tar.gz")
+    names = tarfile.open(tarball).getnames()
+    assert "plugins/modules/compose.py" in names and "playbooks/build_container.yml" in names
+    assert not [n for n in names if n.split("/")[0] in (".venv", ".venv-oldest", ".collections", ".git")
+                or "__pycache__" in n or n.startswith("bench/results/")], names
+    galaxy("install", "-p", str(installed), str(tarball))
+    here = dict(world, ansible_connection="local")
+
+    first = ansible.playbook("handbuilt.containers.build_container", inventory="localhost,",
+                             extra_vars=here, env=users)
+    assert first.rc == 0 and first.changed == 1, first
+    web = first.result(STACK)["containers"]["web"]["address"]
+    assert ping(web, netns="client")
+    again = ansible.playbook("handbuilt.containers.build_container", inventory="localhost,",
+                             extra_vars=here, env=users, verbosity=3)
+    assert again.rc == 0 and again.changed == 0, again
+    assert "AnsiballZ_compose.py" in again.output  # put in a temp dir: not piped
+    down = ansible.playbook("handbuilt.containers.teardown", inventory="localhost,",
+                            extra_vars=here, env=users)
+    assert down.rc == 0 and down.changed == 1, down
+    assert snapshot() == conftest.EMPTY
 
 
 def test_network_only_containers_keep_addresses(ansible, world):
