@@ -59,10 +59,9 @@ sys.stdout.buffer.write(out.getvalue())
 """
 
 TIMEOUT = 60
-# How ansible-core's AnsiballZ wrapper (2.21 here) is given the payload; a wrapper
-# of another form is left as it is.
-# The payload in the wrapper: an argument zip_data='...' (ansible-core 2.19+) or an
-# assignment ZIPDATA = '...' (2.16-2.18).
+# How ansible-core's AnsiballZ wrapper is given the payload: an argument zip_data='...'
+# (2.19+) or an assignment ZIPDATA = '...' (2.16-2.18). A wrapper of another form is
+# left as it is.
 ZIP_DATA = re.compile(rb"\b(zip_data=|ZIPDATA = )'([A-Za-z0-9+/=]+)'")
 
 

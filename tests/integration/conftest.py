@@ -199,13 +199,13 @@ class Ansible:
         """Run a playbook; with ``netns``, inside that namespace (a second "host")."""
         record = tempfile.NamedTemporaryFile(prefix="record-", suffix=".jsonl", delete=False)
         record.close()
-        env = dict(dict(os.environ,
-                        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-                        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-                        ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
-                        ANSIBLE_CALLBACKS_ENABLED="record",
-                        ANSIBLE_NOCOLOR="1",
-                        HANDBUILT_RECORD=record.name), **(env or {}))
+        env = dict(os.environ,
+                   ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
+                   ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+                   ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="record",
+                   ANSIBLE_NOCOLOR="1",
+                   HANDBUILT_RECORD=record.name) | (env or {})  # a test's env wins
         argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path,
                 "-e", "ansible_python_interpreter=%s" % self.python]
         if inventory:
