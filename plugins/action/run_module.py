@@ -123,11 +123,11 @@ class ActionModule(NormalAction):
         module = ansiballz_module(built)
         if module is None or getattr(self._connection, "transport", None) != "local":
             return built  # not an AnsiballZ module, or its interpreter is not on this machine
+        module_data, interpreter, with_data = module
         cache = os.path.join(root, "bytecode")
         try:
             if not payload_cache.usable(cache):
                 return built
-            module_data, interpreter, with_data = module
             zip_data = bytecode.zip_data_of(module_data)
             data, made = bytecode.cached_zip_data(cache, name, zip_data, interpreter, module_name)
         except (OSError, bytecode.BytecodeError) as exc:

@@ -6,6 +6,7 @@ the integration tests that pipeline (tests/integration/test_playbooks.py, as nob
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -62,24 +63,19 @@ def test_only_the_modules_own_piped_command_is_rewritten(action):
                     "/usr/bin/python3", "/usr/bin/python3 /tmp/x/AnsiballZ_bridge.py", "rm -f -r /tmp/x"]
 
 
-@pytest.fixture
-def bits():
+@dataclasses.dataclass(frozen=True)
+class Bits:
     """The shape of ansible-core 2.19+'s module bits (only the fields the action reads)."""
-    import dataclasses
-
-    @dataclasses.dataclass(frozen=True)
-    class Bits:
-        b_module_data: bytes
-        module_style: str
-        shebang: str
-    return Bits
+    b_module_data: bytes
+    module_style: str
+    shebang: str
 
 
 @pytest.mark.parametrize("shape", ["2.19+", "2.16-2.18"])
-def test_the_module_is_found_in_what_either_ansible_built(shape, bits):
+def test_the_module_is_found_in_what_either_ansible_built(shape):
     data = b"#!/usr/bin/python3\n..."
     if shape == "2.19+":
-        built = (bits(data, "new", "#!/usr/bin/python3"), "/m/bridge.py")
+        built = (Bits(data, "new", "#!/usr/bin/python3"), "/m/bridge.py")
     else:
         built = ("new", "#!/usr/bin/python3", data, "/m/bridge.py")
     module_data, interpreter, with_data = run_module.ansiballz_module(built)
